@@ -1,0 +1,66 @@
+"""`imhi-bench score`: re-score generations that already exist, with no model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from imhi_bench.commands.common import add_data_dir
+from imhi_bench.fileio import atomic_write_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score existing generations (MentaLLaMA IMHI.py output folder)",
+        description=(
+            "Read a folder of generations in MentaLLaMA IMHI.py output format (one <SET>.csv "
+            "per set, columns goldens and generated_text), read the label stated in each "
+            "generation, and report weighted F1 (the paper's headline), accuracy, macro F1, "
+            "unparseable count and a bootstrap 95%% CI per set and on average."
+        ),
+    )
+    p.add_argument("--predictions", required=True, metavar="PATH",
+                   help="folder of <SET>.csv files (or one such file)")
+    add_data_dir(p)
+    p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the CI (default 1000; 0 disables)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from imhi_bench.predictions import load_predictions
+    from imhi_bench.provenance import base_provenance
+    from imhi_bench.report import score_table
+    from imhi_bench.scoring import detect_format, label_samples, make_report, score_samples
+
+    files = load_predictions(args.predictions)
+    samples = {}
+    per_set_prov = {}
+    for name, pf in files.items():
+        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
+        samples[name] = label_samples(name, rows, where=pf.path.name)
+        per_set_prov[name] = {
+            "predictions_file": str(pf.path.resolve()),
+            "predictions_sha256": pf.sha256,
+            **detect_format(name, [r.gold for r in pf.rows], args.data_dir),
+        }
+    scores = score_samples(samples, seed=args.seed, n_boot=args.bootstrap)
+    provenance = {
+        **base_provenance(),
+        "source": "score",
+        "predictions": str(Path(args.predictions).resolve()),
+        "seed": args.seed,
+        "bootstrap": args.bootstrap,
+        "sets": per_set_prov,
+    }
+    report = make_report(scores, provenance)
+    if args.json:
+        atomic_write_json(args.json, report)
+    print(score_table(report))
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return 0
+

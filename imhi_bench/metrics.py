@@ -1,0 +1,146 @@
+"""Correctness metrics of one IMHI set and the mean over sets.
+
+The paper's headline is weighted F1 over the gold classes, in percent.  An unparseable
+generation (label None) is scored as wrong: it is a miss for its gold class and a hit for
+no class.  Point metrics come from scikit-learn; the bootstrap CI is a vectorised
+re-implementation of the same weighted F1 (checked against scikit-learn in the tests).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+UNPARSEABLE = "<unparseable>"
+N_BOOTSTRAP = 1000
+CI_LEVEL = 0.95
+
+
+@dataclass
+class SetMetrics:
+    weighted_f1: float
+    weighted_f1_ci: tuple[float, float] | None  # None when the bootstrap is disabled
+    accuracy: float
+    macro_f1: float
+    unparseable: int
+    n: int
+    # bootstrap replicates of weighted F1 (percent), kept to build the CI of the mean
+    replicates: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    def to_json(self) -> dict:
+        return {
+            "weighted_f1": self.weighted_f1,
+            "weighted_f1_ci": list(self.weighted_f1_ci) if self.weighted_f1_ci else None,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "unparseable": self.unparseable,
+            "n": self.n,
+        }
+
+
+def _pct(x: float) -> float:
+    return round(float(x) * 100.0, 2)
+
+
+def _encode(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, list]:
+    """Gold classes -> 0..K-1 (sorted); any prediction outside them (None included) -> K."""
+    classes = sorted(set(gold))
+    index = {c: i for i, c in enumerate(classes)}
+    k = len(classes)
+    y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
+    y_pred = np.fromiter((index.get(p, k) if p is not None else k for p in pred),
+                         dtype=np.int64, count=len(pred))
+    return y_true, y_pred, classes
+
+
+def weighted_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """Weighted F1 (fraction) of each row of (B, n) index arrays, classes 0..k-1; pred k is
+    'no gold class'.  Vectorised over rows with one bincount."""
+    b = y_true.shape[0]
+    keys = (np.arange(b)[:, None] * (k * (k + 1)) + y_true * (k + 1) + y_pred).ravel()
+    conf = np.bincount(keys, minlength=b * k * (k + 1)).reshape(b, k, k + 1)
+    tp = conf[:, np.arange(k), np.arange(k)].astype(float)
+    support = conf.sum(axis=2).astype(float)
+    predicted = conf[:, :, :k].sum(axis=1).astype(float)
+    denom = support + predicted  # = 2tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    total = support.sum(axis=1)
+    return (f1 * support).sum(axis=1) / np.where(total > 0, total, 1)
+
+
+def bootstrap_weighted_f1(
+    y_true: np.ndarray, y_pred: np.ndarray, k: int, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> np.ndarray:
+    """Weighted F1 (percent) of `n_boot` resamples with replacement."""
+    rng = np.random.default_rng(seed)
+    n = y_true.shape[0]
+    idx = rng.integers(0, n, size=(n_boot, n))
+    return weighted_f1_rows(y_true[idx], y_pred[idx], k) * 100.0
+
+
+def _ci(replicates: np.ndarray) -> tuple[float, float] | None:
+    if replicates.size == 0:
+        return None
+    tail = (1 - CI_LEVEL) / 2 * 100
+    lo, hi = np.percentile(replicates, [tail, 100 - tail])
+    return (round(float(lo), 2), round(float(hi), 2))
+
+
+def set_seed(set_name: str, seed: int) -> int:
+    """A per-set seed that does not depend on which other sets are scored."""
+    return (seed * 1_000_003 + zlib.crc32(set_name.encode())) % 2**32
+
+
+def score_set(
+    gold: Sequence[str],
+    pred: Sequence[str | None],
+    *,
+    n_boot: int = N_BOOTSTRAP,
+    seed: int = 0,
+) -> SetMetrics:
+    """Metrics of one set: gold classes and extracted labels (None = unparseable)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    if not gold:
+        raise ValueError("no samples to score")
+    y_true, y_pred, classes = _encode(gold, pred)
+    labels = list(range(len(classes)))
+    kw = dict(labels=labels, zero_division=0)
+    replicates = (
+        bootstrap_weighted_f1(y_true, y_pred, len(classes), n_boot, seed)
+        if n_boot > 0 else np.empty(0)
+    )
+    return SetMetrics(
+        weighted_f1=_pct(f1_score(y_true, y_pred, average="weighted", **kw)),
+        weighted_f1_ci=_ci(replicates),
+        accuracy=_pct(accuracy_score(y_true, y_pred)),
+        macro_f1=_pct(f1_score(y_true, y_pred, average="macro", **kw)),
+        unparseable=sum(p is None for p in pred),
+        n=len(gold),
+        replicates=replicates,
+    )
+
+
+def mean_over_sets(per_set: dict[str, SetMetrics]) -> dict:
+    """Unweighted mean over sets (as the paper averages); its CI averages the sets'
+    bootstrap replicates draw by draw."""
+    if not per_set:
+        return {}
+    vals = list(per_set.values())
+    reps = [v.replicates for v in vals]
+    same = reps and all(r.size and r.size == reps[0].size for r in reps)
+    mean_reps = np.mean(np.stack(reps), axis=0) if same else np.empty(0)
+    return {
+        "weighted_f1": round(float(np.mean([v.weighted_f1 for v in vals])), 2),
+        "weighted_f1_ci": list(ci) if (ci := _ci(mean_reps)) else None,
+        "accuracy": round(float(np.mean([v.accuracy for v in vals])), 2),
+        "macro_f1": round(float(np.mean([v.macro_f1 for v in vals])), 2),
+        "unparseable": int(sum(v.unparseable for v in vals)),
+        "n": int(sum(v.n for v in vals)),
+        "sets": len(vals),
+    }

@@ -1,0 +1,128 @@
+"""From generations to the score JSON: label each sample, compute metrics per set and the
+mean.  `imhi-bench score` and `imhi-bench eval` both end here, so both write one schema:
+
+    {"sets": {"DR": {"weighted_f1", "weighted_f1_ci", "accuracy", "macro_f1",
+                     "unparseable", "n", "labeler", ...quality means}, ...},
+     "mean": {...same metrics, "sets": count},
+     "provenance": {...},
+     "notice": NON_CLINICAL_NOTICE}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from imhi_bench.data import read_csv, resolve_data_dir
+from imhi_bench.errors import ImhiError
+from imhi_bench.fileio import sha256_file
+from imhi_bench.labels import extract_label, gold_label
+from imhi_bench.metrics import mean_over_sets, score_set, set_seed
+from imhi_bench.sets import FORMATS, GOLD_COLUMN, NON_CLINICAL_NOTICE, QUERY_COLUMN, get_set
+
+RULES = "rules"
+
+
+@dataclass
+class Sample:
+    set: str
+    doc_id: int
+    gold: str
+    generation: str
+    gold_label: str
+    label: str | None
+    correct: bool
+    prompt: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+
+def label_samples(
+    set_name: str,
+    rows: Iterable[tuple[int, str, str, str | None]],
+    *,
+    where: str = "",
+    labeler=None,
+) -> list[Sample]:
+    """(doc_id, gold response, generation, prompt) rows -> labelled samples.
+
+    `labeler`, if given and covering the set, reads the labels instead of the rules; it
+    has `.sets`, `.name` and `.predict(set, texts) -> list[class]`."""
+    set_name = get_set(set_name).name
+    rows = list(rows)
+    golds = [
+        gold_label(set_name, gold, where=f"{where} row {doc_id + 1}" if where else "")
+        for doc_id, gold, _, _ in rows
+    ]
+    gens = [g if isinstance(g, str) else "" for _, _, g, _ in rows]
+    if labeler is not None and set_name in labeler.sets:
+        labels = list(labeler.predict(set_name, gens))
+    else:
+        labels = [extract_label(set_name, g) for g in gens]
+    return [
+        Sample(set_name, doc_id, gold, gen, gl, lab, lab == gl, prompt)
+        for (doc_id, gold, _, prompt), gen, gl, lab in zip(rows, gens, golds, labels, strict=True)
+    ]
+
+
+def score_samples(
+    samples: dict[str, list[Sample]],
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    labeler=None,
+) -> dict:
+    """The "sets" and "mean" parts of the score JSON."""
+    if not samples:
+        raise ImhiError("nothing to score: no samples were given")
+    per_set = {}
+    for name, rows in samples.items():
+        if not rows:
+            raise ImhiError(f"{name} has no samples to score")
+        per_set[name] = score_set(
+            [s.gold_label for s in rows], [s.label for s in rows],
+            n_boot=n_boot, seed=set_seed(name, seed),
+        )
+    sets = {}
+    for name, m in per_set.items():
+        sets[name] = m.to_json()
+        sets[name]["labeler"] = (
+            labeler.name if labeler is not None and name in labeler.sets else RULES
+        )
+    return {"sets": sets, "mean": mean_over_sets(per_set)}
+
+
+def make_report(scores: dict, provenance: dict) -> dict:
+    return {**scores, "provenance": provenance, "notice": NON_CLINICAL_NOTICE}
+
+
+def detect_format(
+    set_name: str, golds: list[str], data_dir: str | os.PathLike | None = None
+) -> dict:
+    """Which released file the gold responses come from, with its sha256, so a score of
+    existing generations still says what data it was computed on."""
+    root = resolve_data_dir(data_dir)
+    s = get_set(set_name)
+    wanted = set(golds)
+    for fmt in FORMATS:
+        path = root / s.path(fmt)
+        if not path.is_file():
+            continue
+        try:
+            rows = read_csv(path, (QUERY_COLUMN, GOLD_COLUMN))
+        except ImhiError:
+            continue
+        released = {r[GOLD_COLUMN] for r in rows}
+        if wanted <= released:
+            return {
+                "format": fmt,
+                "data_file": str(path),
+                "data_sha256": sha256_file(path),
+                "complete": len(golds) == len(rows),
+            }
+    return {"format": None, "data_file": None, "data_sha256": None, "complete": None}

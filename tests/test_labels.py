@@ -1,0 +1,183 @@
+"""Label schemas and extraction: gold responses of every released file, free-form text."""
+
+from __future__ import annotations
+
+import pytest
+
+from imhi_bench.data import read_csv
+from imhi_bench.errors import ImhiError
+from imhi_bench.labels import (
+    explain_label,
+    explanation,
+    extract_label,
+    gold_label,
+    label_sentence,
+    parse_gold,
+    schema,
+)
+from imhi_bench.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, SETS
+
+
+def _released_files(root):
+    """(set, path) of every released file holding gold responses, in every format."""
+    out = []
+    for fmt in FORMATS:
+        for s in SETS.values():
+            p = root / s.path(fmt)
+            if p.is_file():
+                out.append((s.name, p))
+    for s in SETS.values():
+        for split in s.train_files.values():
+            out.append((s.name, root / split["instruction"]))
+    return out
+
+
+def test_every_released_gold_response_parses_to_its_own_class(imhi_dir):
+    files = _released_files(imhi_dir)
+    # 8 sets x 2 test formats + 9 expert files + 8 instruction train/val files
+    assert len(files) == 33
+    total = 0
+    for name, path in files:
+        rows = read_csv(path, (QUERY_COLUMN, GOLD_COLUMN))
+        seen = set()
+        for i, row in enumerate(rows):
+            gold = row[GOLD_COLUMN]
+            strict = parse_gold(name, gold)
+            assert strict in SETS[name].classes, f"{path} row {i + 1}: {gold[:80]!r}"
+            assert extract_label(name, gold) == strict, f"{path} row {i + 1}: {gold[:80]!r}"
+            seen.add(strict)
+        total += len(rows)
+        if "test_data" in str(path):
+            # every class of the set occurs in its released test file
+            assert seen == set(SETS[name].classes), (path, seen)
+    assert total > 25_000
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_schema_classes_match_the_set_registry(name):
+    sch = schema(name)
+    assert tuple(sch.classes) == SETS[name].classes
+    for cls in sch.classes:
+        sentence = label_sentence(name, cls)
+        assert parse_gold(name, sentence) == cls
+        assert extract_label(name, sentence + " Reasoning: the post is short.") == cls
+
+
+def _explanations(root, name, limit=None):
+    rows = read_csv(root / SETS[name].path("instruction"), (QUERY_COLUMN, GOLD_COLUMN))
+    return [(parse_gold(name, r[GOLD_COLUMN]), explanation(r[GOLD_COLUMN])) for r in rows[:limit]]
+
+
+@pytest.mark.parametrize(
+    "name,floor",
+    [("DR", 0.88), ("dreaddit", 0.9), ("loneliness", 0.9), ("Irf", 0.83), ("MultiWD", 0.88),
+     ("SAD", 0.84), ("CAMS", 0.86), ("t-sid", 0.93)],
+)
+def test_reads_label_from_explanation_alone(imhi_dir, name, floor):
+    """Real outputs often start with 'Reasoning:' and state the class only in the text: the
+    released explanations with their label sentence removed stand in for them."""
+    pairs = _explanations(imhi_dir, name)
+    hits = sum(extract_label(name, "Reasoning: " + ex) == gold for gold, ex in pairs)
+    assert hits / len(pairs) >= floor
+
+
+def test_reads_chatgpt_free_text_of_dr_annotation(imhi_dir):
+    """DR_annotation holds ChatGPT's free-form answers with the gold label: in
+    chatgpt_data the answer was right, in chatgpt_false_data it was wrong."""
+    ann = imhi_dir / "human_evaluation" / "DR_annotation"
+    for fname, flip in (("chatgpt_data.csv", False), ("chatgpt_false_data.csv", True)):
+        rows = read_csv(ann / fname, ("text", "label", "gpt-3.5-turbo"))
+        expected = [("yes" if (r["label"] == "1") != flip else "no") for r in rows]
+        got = [extract_label("DR", r["gpt-3.5-turbo"]) for r in rows]
+        agree = sum(g == e for g, e in zip(got, expected)) / len(rows)
+        assert agree >= 0.95, (fname, agree)
+
+
+@pytest.mark.parametrize(
+    "name,text,expected",
+    [
+        # the answer slot, in many spellings
+        ("DR", "No. \n\nThe poster expresses frustration.", "no"),
+        ("DR", "yes", "yes"),
+        ("DR", "**Answer:** Yes\n\nReasoning: the poster feels empty.", "yes"),
+        ("DR", "NO, not depressed.", "no"),
+        ("dreaddit", " yes. Reasoning: deadlines everywhere.", "yes"),
+        ("Irf", "yes, the post does show a risk of thwarted belongingness.", "yes"),
+        ("t-sid", "Label: depression", "depression"),
+        ("SAD", " emotional turmoil. Reasoning: ...", "emotion turmoil"),
+        ("CAMS", "none. Reasoning: nothing in the post.", "none"),
+        # 'Reasoning:' first, class inside or at the end
+        ("SAD", "Reasoning: The poster worries about rent. This falls under the category of "
+                "work-related stress.", "work"),
+        ("SAD", "Reasoning: The post mentions exams and a boss. Therefore, the appropriate "
+                "label is Work.", "work"),
+        ("SAD", "The poster is anxious about money. The stress cause of this post is "
+                "'financial problem'.", "financial problem"),
+        ("DR", "Reasoning: The post does not exhibit strong emotional indicators of "
+               "depression.", "no"),
+        ("DR", "Reasoning: The post shows hopelessness, which is consistent with depression.",
+         "yes"),
+        ("DR", "The poster has no friends, which suggests depression.", "yes"),
+        ("DR", "There is no indication that the poster is depressed.", "no"),
+        ("loneliness", "Although the poster has a family, they feel deeply lonely.", "yes"),
+        ("dreaddit", "The post mentions stress, but the poster does not seem stressed.", "no"),
+        ("MultiWD", "Therefore, the wellness dimension of the vocational aspect does not exist "
+                    "in this post.", "no"),
+        ("t-sid", "There is no indication of any symptoms or distress that would suggest a "
+                  "mental disorder.", "no mental disorders"),
+        ("swmh", "The post shows no signs of depression or anxiety.", "no mental disorder"),
+        ("CAMS", "The post does not mention any specific cause of depression.", "none"),
+        # several classes: the one after the label cue, then the first
+        ("swmh", "While PTSD is mentioned, the primary focus is on the bipolar disorder.",
+         "bipolar disorder"),
+        ("swmh", "This post shows mental disorder symptoms related to depression and anxiety.",
+         "depression"),
+        ("SAD", "It is not related to work; the stress comes from family issues.",
+         "family issues"),
+        ("SAD", "Sure! Based on the post, I would classify the stress cause as \"School\". "
+                "Family issues could also play a part.", "school"),
+        ("t-sid", "The tweet says 'I didn't kill myself', suggesting suicidal ideation.",
+         "suicide or self-harm tendency"),
+        # word boundaries: no 'no' inside 'know', no 'work' inside 'network'
+        ("DR", "I know this is hard. The poster clearly suffers from depression.", "yes"),
+        ("SAD", "The poster's social network is small.", "social relationships"),
+    ],
+)
+def test_extracts_free_form_labels(name, text, expected):
+    assert extract_label(name, text) == expected, explain_label(name, text)
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("DR", ""),
+        ("DR", None),
+        ("DR", "I'm sorry, I can't help with that request."),
+        ("DR", "It is unclear whether the poster suffers from depression."),
+        ("SAD", "The post is short."),
+        ("t-sid", "What mental disorder symptoms does this post show?"),
+        ("DR", "I know what you mean."),
+        ("SAD", "The poster's network is small."),
+    ],
+)
+def test_unparseable_is_none_never_a_class(name, text):
+    assert extract_label(name, text) is None
+
+
+def test_explain_label_says_which_rule_decided():
+    label, rule, sentence = explain_label(
+        "SAD", "Reasoning: The post mentions school. In conclusion, the label is work.")
+    assert (label, rule) == ("work", "label statement")
+    assert "label is work" in sentence
+    assert explain_label("DR", "Yes, clearly.")[1] == "answer"
+
+
+def test_gold_label_errors_name_the_row():
+    with pytest.raises(ImhiError, match="row 7"):
+        gold_label("SAD", "The weather is nice.", where="SAD.csv row 7")
+    assert gold_label("SAD", "work") == "work"
+
+
+def test_unknown_set_is_a_one_line_error():
+    with pytest.raises(ImhiError, match="unknown IMHI set 'DRX'"):
+        extract_label("DRX", "yes")

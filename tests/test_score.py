@@ -1,0 +1,151 @@
+"""`imhi-bench score` end to end: gold as generations, IMHI.py folders, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from imhi_bench.cli import main
+from imhi_bench.data import load_examples
+from imhi_bench.sets import FORMATS, NON_CLINICAL_NOTICE, SETS
+
+
+def _write_imhi_py(path, golds, gens, *, index=True, labels=None):
+    """A file as MentaLLaMA's IMHI.py writes it with pandas: an unnamed index column."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        header = ([""] if index else []) + ["goldens", "generated_text"]
+        header += ["labels"] if labels is not None else []
+        w.writerow(header)
+        for i, (g, t) in enumerate(zip(golds, gens)):
+            row = ([i] if index else []) + [g, t]
+            row += [labels[i]] if labels is not None else []
+            w.writerow(row)
+
+
+def _gold_folder(root, dest, fmt):
+    n = 0
+    for s in SETS.values():
+        if (root / s.path(fmt)).is_file():
+            ex = load_examples(s.name, fmt, root)
+            _write_imhi_py(dest / f"{s.name}.csv", [e.gold for e in ex], [e.gold for e in ex])
+            n += 1
+    return n
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_gold_as_generation_scores_100_on_every_released_set(imhi_dir, tmp_path, fmt, capsys):
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    n_sets = _gold_folder(imhi_dir, preds, fmt)
+    assert n_sets == (9 if fmt == "expert" else 8)
+    out = tmp_path / "res.json"
+    assert main(["score", "--predictions", str(preds), "--json", str(out),
+                 "--data-dir", str(imhi_dir)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["sets"]) == n_sets
+    for name, m in report["sets"].items():
+        assert m["weighted_f1"] == 100.0 and m["unparseable"] == 0, name
+        assert m["accuracy"] == 100.0 and m["macro_f1"] == 100.0
+        assert m["weighted_f1_ci"] == [100.0, 100.0]
+        assert m["labeler"] == "rules"
+        prov = report["provenance"]["sets"][name]
+        assert prov["format"] == fmt and prov["complete"] is True
+        assert len(prov["data_sha256"]) == 64
+    assert report["mean"]["weighted_f1"] == 100.0 and report["mean"]["sets"] == n_sets
+    assert report["notice"] == NON_CLINICAL_NOTICE
+    printed = capsys.readouterr().out
+    assert "mean (" in printed and NON_CLINICAL_NOTICE in printed
+
+
+def test_imhi_py_folder_scores_as_is(imhi_dir, tmp_path):
+    """Lower-case stems, a pandas index, a labels column and free-form generations."""
+    ex = load_examples("SAD", "instruction", imhi_dir)[:40]
+    gens = []
+    for i, e in enumerate(ex):
+        if i % 4 == 0:
+            gens.append("")  # an empty generation is unparseable
+        elif i % 4 == 1:
+            gens.append("Reasoning: " + e.gold.split("Reasoning:", 1)[1])
+        else:
+            gens.append(e.gold)
+    _write_imhi_py(tmp_path / "sad.csv", [e.gold for e in ex], gens, labels=[0] * len(ex))
+    dr = load_examples("DR", "instruction", imhi_dir)[:30]
+    _write_imhi_py(tmp_path / "DR.csv", [e.gold for e in dr],
+                   ["No." if i % 3 else "Yes." for i in range(30)], index=False)
+    out = tmp_path / "r.json"
+    assert main(["score", "--predictions", str(tmp_path), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["sets"]) == {"SAD", "DR"}
+    sad = report["sets"]["SAD"]
+    assert sad["n"] == 40 and sad["unparseable"] == 10
+    assert 60 <= sad["accuracy"] <= 75
+    assert report["provenance"]["sets"]["SAD"]["complete"] is False
+    lo, hi = report["mean"]["weighted_f1_ci"]
+    assert lo <= report["mean"]["weighted_f1"] <= hi
+
+
+def test_single_csv_file_and_bootstrap_off(imhi_dir, tmp_path):
+    ex = load_examples("t-sid", "completion", imhi_dir)[:12]
+    f = tmp_path / "T-SID.csv"
+    _write_imhi_py(f, [e.gold for e in ex], [e.gold for e in ex])
+    out = tmp_path / "r.json"
+    assert main(["score", "--predictions", str(f), "--json", str(out), "--bootstrap", "0"]) == 0
+    report = json.loads(out.read_text())
+    assert report["sets"]["t-sid"]["weighted_f1_ci"] is None
+    assert report["provenance"]["sets"]["t-sid"]["format"] == "completion"
+
+
+def _bad(tmp_path, kind):
+    d = tmp_path / kind
+    d.mkdir()
+    if kind == "unknown_set":
+        _write_imhi_py(d / "depression.csv", ["yes"], ["yes"])
+    elif kind == "missing_columns":
+        (d / "DR.csv").write_text("gold,generation\nyes,yes\n")
+    elif kind == "empty_file":
+        (d / "DR.csv").write_text("")
+    elif kind == "undecodable":
+        (d / "DR.csv").write_bytes(b"goldens,generated_text\n\xff\xfe yes,no\n")
+    elif kind == "no_rows":
+        (d / "DR.csv").write_text("goldens,generated_text\n")
+    elif kind == "bad_gold":
+        _write_imhi_py(d / "SAD.csv", ["The weather is fine."], ["work"])
+    elif kind == "empty_folder":
+        pass
+    return d
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("unknown_set", "must be an IMHI set name"),
+        ("missing_columns", "lacks column(s) 'goldens', 'generated_text'"),
+        ("empty_file", "is empty"),
+        ("undecodable", "not UTF-8"),
+        ("no_rows", "no rows"),
+        ("bad_gold", "row 1"),
+        ("empty_folder", "holds no prediction files"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors_and_write_nothing(tmp_path, capsys, kind, message):
+    d = _bad(tmp_path, kind)
+    out = tmp_path / "out.json"
+    assert main(["score", "--predictions", str(d), "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imhi-bench: error:") and message in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.json*"))
+
+
+def test_console_script_exit_code_and_missing_path(tmp_path):
+    exe = shutil.which("imhi-bench") or f"{sys.executable} -m imhi_bench"
+    r = subprocess.run(f"{exe} score --predictions {tmp_path / 'nope'}", shell=True,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
