@@ -85,7 +85,7 @@ _SCHEMAS: dict[str, LabelSchema] = {
         _binary("dreaddit", "yes, the poster suffers from stress",
                 "no, the poster does not suffer from stress", r"stress\w*"),
         _binary("loneliness", "yes, the poster suffers from loneliness",
-                "no, the poster does not suffer from loneliness", r"lonel\w*"),
+                "no, the poster does not suffer from loneliness", r"lonel\w*|isolat\w*|alone"),
         _binary("Irf", "yes, the post shows this risk", "no, the post does not show this risk",
                 r"risks?|thwarted belongingness|perceived burdensomeness|belong\w*|burden\w*"
                 r"|connectedness"),
@@ -269,7 +269,8 @@ _UNCERTAIN = re.compile(
     r"(?:cannot|can't|can not|unable to|not possible to|impossible to|difficult to|hard to"
     r"|inappropriate to|premature to)"
     r" (?:be )?(?:determined?|say|tell|conclude|know|assess|infer|diagnose|label)\w*|"
-    r"(?:insufficient|not enough|limited) (?:information|context|evidence|data))\b",
+    r"(?:insufficient|not enough|n't enough|limited) (?:information|context|evidence|data)|"
+    r"to (?:determine|tell|say|know|conclude) (?:if|whether))\b",
     re.IGNORECASE,
 )
 # Clause boundaries that change what a negation or a mention applies to.
