@@ -1,0 +1,1 @@
+"""One file per schema revision; `store.HEAD_REVISION` names the newest."""

@@ -1,0 +1,540 @@
+"""The leaderboard: table shaping and filters (leaderboard_data), every page and filter of
+the Streamlit app (AppTest), the `imhi-bench leaderboard` command, and a real browser
+(Playwright driving Debian's chromium) on a served app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from imhi_bench import leaderboard_data as data
+from imhi_bench import store
+from imhi_bench.cli import main
+from imhi_bench.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "leaderboard" / "app.py")
+EVIL = "<script>alert('x')</script> **bold** model"
+EVIL_POST = "<img src=x onerror=alert(1)> **not bold** [link](http://example.com)"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def score_json(fmt: str = "instruction", **sets: float) -> dict:
+    return {
+        "sets": {name: {"weighted_f1": f1, "weighted_f1_ci": [f1 - 2.5, f1 + 2.5],
+                        "accuracy": f1, "macro_f1": f1, "unparseable": 0, "n": 100,
+                        "bart_score": -3.0}
+                 for name, f1 in sets.items()},
+        "mean": {"weighted_f1": sum(sets.values()) / len(sets), "sets": len(sets)},
+        "provenance": {"format": fmt, "git_commit": "deadbeef"},
+    }
+
+
+def seed(url: str) -> dict[str, int]:
+    """The paper rows plus: X (an older and a newer instruction run), EVIL (completion, with
+    samples), and a base model of unknown size."""
+    factory = store.open_store(url)
+    ids = {
+        "X old": store.record_run(factory, model={"name": "X"},
+                                  run={"finished_at": "2024-01-01T00:00:00"},
+                                  results=score_json(DR=10.0)),
+        "X": store.record_run(factory, model={"name": "X", "type": "fine-tuned",
+                                              "params": "13B", "training_data": "IMHI"},
+                              run={"finished_at": "2024-06-01T00:00:00"},
+                              results=score_json(DR=90.0, CAMS=50.0)),
+        "EVIL": store.record_run(
+            factory,
+            model={"name": EVIL, "type": "fine-tuned", "params": "7B", "training_data": "IMHI"},
+            run={"format": "completion"},
+            results=score_json("completion", DR=70.0, dreaddit=60.0),
+            samples=[{"set": "DR", "doc_id": i, "prompt": f"{EVIL_POST} #{i}",
+                      "generation": f"<script>alert({i})</script> **yes**", "gold": "yes",
+                      "gold_label": "yes", "label": "yes" if i % 3 else None,
+                      "correct": bool(i % 3)} for i in range(30)]
+            + [{"set": "dreaddit", "doc_id": 0, "prompt": "calm post", "generation": "no",
+                "gold": "no", "gold_label": "no", "label": "no", "correct": True}],
+        ),
+        "tiny": store.record_run(factory, model={"name": "tiny-base", "type": "base"},
+                                 run={}, results=score_json(CAMS=20.0, Irf=30.0)),
+    }
+    return ids
+
+
+@pytest.fixture
+def url(tmp_path: Path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    monkeypatch.setenv("IMHI_DB_URL", url)
+    return url
+
+
+@pytest.fixture
+def seeded(url: str) -> dict[str, int]:
+    return seed(url)
+
+
+def frames(url: str):
+    engine = store.store_engine(store.open_store(url))
+    return data.load_runs(engine), data.load_scores(engine)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_table_rows_means_and_latest_only(url, seeded):
+    runs, scores = frames(url)
+    table = data.leaderboard_table(runs, scores)
+    x = table[table["model"] == "X"]
+    assert len(x) == 1  # the newer run only
+    row = x.iloc[0]
+    assert (row["DR"], row["CAMS"], row[data.MEAN_COLUMN], row["sets scored"]) == \
+        (90.0, 50.0, 70.0, 2)
+    assert row["source"] == "reproduced" and row["date"] == "2024-06-01"
+    assert row["size (B)"] == 13 and row["mean BART-score"] == -3.0
+    chat = table[(table["model"] == "MentaLLaMA-chat-13B") & (table["source"] == "reported")]
+    assert chat.iloc[0]["DR"] == 85.68
+    roberta = table[table["model"] == "MentalRoBERTa"].iloc[0]
+    assert pd_isna(roberta["Irf"]) and roberta["sets scored"] == 8  # "–": absent, not 0
+    assert table[data.MEAN_COLUMN].is_monotonic_decreasing
+    every = data.leaderboard_table(runs, scores, latest_only=False)
+    assert sorted(every[every["model"] == "X"]["DR"]) == [10.0, 90.0]
+
+
+def pd_isna(v) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
+
+
+def test_unseen_group_covers_only_the_unseen_sets(url, seeded):
+    runs, scores = frames(url)
+    table = data.leaderboard_table(runs, scores, sets=UNSEEN_SETS)
+    cols = data.visible_columns(["model", data.MEAN_COLUMN], UNSEEN_SETS)
+    assert cols == ["model", data.MEAN_COLUMN, *UNSEEN_SETS]
+    x = table[table["model"] == "X"].iloc[0]
+    assert x[data.MEAN_COLUMN] == 50.0  # CAMS only: DR is not an unseen set
+    # MentalRoBERTa has no Irf: its unseen mean is over CAMS, dreaddit, t-sid
+    rob = table[table["model"] == "MentalRoBERTa"].iloc[0]
+    assert rob[data.MEAN_COLUMN] == round((47.62 + 81.76 + 89.01) / 3, 2)
+
+
+def test_filters(url, seeded):
+    runs, scores = frames(url)
+    table = data.leaderboard_table(runs, scores)
+
+    def names(**kw) -> set[str]:
+        return set(data.filter_table(table, data.Filters(**kw))["model"])
+
+    assert names(search="mentallama") == {
+        "MentaLLaMA-chat-13B", "MentaLLaMA-chat-13B (IMHI-general)",
+        "MentaLLaMA-chat-7B (IMHI-general)"}
+    assert names(search="klyang/") == {"MentaLLaMA-chat-13B"}  # path / hub id
+    assert names(search="**bold**") == {EVIL}  # literal, not a pattern
+    assert names(search=".*") == set()
+    assert names(search="'; DROP TABLE runs; --") == set()
+    assert names(types=["base"]) == {"LLaMA2-13B", "tiny-base"}
+    assert names(training_data=["IMHI-general"]) == {
+        "MentaLLaMA-chat-13B (IMHI-general)", "MentaLLaMA-chat-7B (IMHI-general)"}
+    assert names(formats=["completion"]) == {EVIL}
+    assert names(sources=["reproduced"]) == {"X", EVIL, "tiny-base"}
+    assert names(size_range=(5.0, 8.0), include_unknown_size=False) == {
+        EVIL, "MentaLLaMA-chat-7B (IMHI-general)"}
+    assert {"ChatGPT", "tiny-base"} <= names(size_range=(5.0, 8.0))  # unknown size kept
+    assert "ChatGPT" not in names(include_unknown_size=False)
+    assert len(data.filter_table(table, data.Filters())) == len(table)
+    assert len(data.filter_table(table, data.Filters(types=[], formats=[]))) == len(table)
+    options = data.filter_options(runs)
+    assert options["type"] == ["API", "base", "discriminative", "fine-tuned"]
+    assert options["format"] == ["completion", "instruction"]
+    assert options["source"] == ["reported", "reproduced"]
+    assert options["size"] == [0.125, 13.0]
+    by_dr = data.sort_table(table, "DR", descending=True)
+    assert by_dr.iloc[0]["model"] == "MentalRoBERTa"  # 94.23
+    assert by_dr["DR"].isna().iloc[-1]
+
+
+def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
+    runs, scores = frames(url)
+    table = data.leaderboard_table(runs, scores)
+    store.record_run(url, model={"name": "=HYPERLINK(\"http://evil\")"}, run={},
+                     results=score_json(DR=1.0))
+    runs, scores = frames(url)
+    table = data.leaderboard_table(runs, scores)
+    view = table[data.visible_columns(["model", "source"], ["DR"])]
+    text = data.to_csv_bytes(view).decode()
+    lines = text.splitlines()
+    assert lines[0] == "model,source,DR"
+    assert "MentaLLaMA-chat-13B,reported,85.68" in lines
+    assert any(line.startswith("\"'=HYPERLINK(") for line in lines)
+    assert len(lines) == len(view) + 1
+
+
+def test_run_results_compare_and_samples(url, seeded):
+    engine = store.store_engine(store.open_store(url))
+    x = data.run_results(engine, seeded["X"])
+    assert list(x["set"]) == ["CAMS", "DR"]  # SET_NAMES order
+    assert x.set_index("set").loc["DR", ["weighted_f1", "ci_low", "ci_high"]].tolist() == \
+        [90.0, 87.5, 92.5]
+    evil = data.run_results(engine, seeded["EVIL"])
+    cmp = data.compare_runs(x, evil).set_index("set")
+    assert cmp.loc["DR", "B - A"] == -20.0
+    assert cmp.loc["DR", "A 95% CI"] == "87.50 to 92.50"
+    assert pd_isna(cmp.loc["CAMS", "B weighted F1"])
+    assert pd_isna(cmp.loc["dreaddit", "A weighted F1"])
+    assert data.sample_sets(engine, seeded["EVIL"]) == ["DR", "dreaddit"]
+    page, total = data.load_samples(engine, seeded["EVIL"], limit=10)
+    assert total == 31 and len(page) == 10
+    wrong, n_wrong = data.load_samples(engine, seeded["EVIL"], set_name="DR", wrong_only=True,
+                                       limit=100)
+    assert n_wrong == 10 and not wrong["correct"].any()
+    assert wrong.iloc[0]["post"] == f"{EVIL_POST} #0"
+    second, _ = data.load_samples(engine, seeded["EVIL"], set_name="DR", limit=5, offset=5)
+    assert list(second["doc_id"]) == [5, 6, 7, 8, 9]
+    assert data.load_samples(engine, seeded["X"])[1] == 0
+
+
+# --------------------------------------------------------------------------- app
+
+
+def app(page: str | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, at.exception
+    if page:
+        at.sidebar.radio(key="page").set_value(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def markdown_rendered(at) -> list[str]:
+    """Every piece of text the app rendered as Markdown."""
+    out = []
+    for kind in ("markdown", "caption", "title", "header", "subheader", "info", "warning",
+                 "error", "success"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    return out
+
+
+def frame_with(at, column: str):
+    """The first table on the page with `column` (AppTest does not expose a table's key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def assert_common(at) -> None:
+    assert not at.exception, at.exception
+    assert NON_CLINICAL_NOTICE in [w.value for w in at.warning]
+    for shown in markdown_rendered(at):
+        assert "<script>" not in shown and "**bold**" not in shown and "<img" not in shown
+
+
+def test_main_page_shows_reported_and_reproduced_rows(seeded):
+    at = app()
+    assert_common(at)
+    table = at.dataframe[0].value
+    chat = table[(table["model"] == "MentaLLaMA-chat-13B")].iloc[0]
+    assert chat["source"] == "reported" and chat["DR"] == 85.68
+    x = table[table["model"] == "X"].iloc[0]
+    assert x["source"] == "reproduced" and x["DR"] == 90.0
+    assert EVIL in set(table["model"])  # the exact text, in a data grid cell
+    assert list(table.columns[:8]) == ["model", "source", "type", "size (B)", "training data",
+                                       "format", "setting", data.MEAN_COLUMN]
+    assert list(table.columns[8:18]) == list(SET_NAMES)
+    assert at.get("download_button")[0].label == "Download CSV"
+    assert not [i for i in at.info if "Only the paper" in i.value]
+
+
+@pytest.mark.parametrize("widget, value, expect", [
+    ("types", ["base"], {"LLaMA2-13B", "tiny-base"}),
+    ("training", ["IMHI-general"], {"MentaLLaMA-chat-13B (IMHI-general)",
+                                    "MentaLLaMA-chat-7B (IMHI-general)"}),
+    ("formats", ["completion"], {EVIL}),
+    ("sources", ["reproduced"], {"X", EVIL, "tiny-base"}),
+])
+def test_sidebar_filters(seeded, widget, value, expect):
+    at = app()
+    at.sidebar.multiselect(key=widget).set_value(value).run()
+    assert_common(at)
+    assert set(at.dataframe[0].value["model"]) == expect
+
+
+def test_search_size_group_columns_sort_and_latest(seeded):
+    at = app()
+    at.text_input(key="search").input("MENTALLAMA-chat-7b").run()
+    assert_common(at)
+    assert list(at.dataframe[0].value["model"]) == ["MentaLLaMA-chat-7B (IMHI-general)"]
+    at.text_input(key="search").input("**bold**").run()
+    assert list(at.dataframe[0].value["model"]) == [EVIL]
+    at.text_input(key="search").input("").run()
+
+    at.sidebar.slider(key="size").set_value((5.0, 8.0)).run()
+    at.sidebar.checkbox(key="unknown_size").uncheck().run()
+    assert set(at.dataframe[0].value["model"]) == {EVIL, "MentaLLaMA-chat-7B (IMHI-general)"}
+    at.sidebar.checkbox(key="unknown_size").check().run()
+    assert "ChatGPT" in set(at.dataframe[0].value["model"])
+
+    at.sidebar.radio(key="group").set_value("unseen tasks (paper Table 3)").run()
+    assert_common(at)
+    shown = at.dataframe[0].value
+    assert not set(SET_NAMES) - set(UNSEEN_SETS) & set(shown.columns)
+    assert set(UNSEEN_SETS) <= set(shown.columns)
+
+    at.sidebar.multiselect(key="columns").set_value(["model", "date"]).run()
+    assert list(at.dataframe[0].value.columns) == ["model", *UNSEEN_SETS, "date"]
+    at.sidebar.selectbox(key="sort_by").set_value("Irf").run()
+    at.sidebar.checkbox(key="descending").uncheck().run()
+    irf = at.dataframe[0].value["Irf"].dropna()
+    assert irf.is_monotonic_increasing and irf.iloc[0] == 30.0
+
+    at.sidebar.radio(key="group").set_value("all sets").run()
+    at.sidebar.slider(key="size").set_value((0.125, 13.0)).run()
+    at.sidebar.multiselect(key="columns").set_value(["model"]).run()
+    at.sidebar.checkbox(key="latest").uncheck().run()
+    assert list(at.dataframe[0].value["model"]).count("X") == 2
+    assert_common(at)
+
+
+def test_filters_survive_the_store_changing_under_them(url, seeded):
+    at = app()
+    at.sidebar.slider(key="size").set_value((5.0, 8.0)).run()
+    at.sidebar.multiselect(key="formats").set_value(["completion"]).run()
+    assert set(at.dataframe[0].value["model"]) == {EVIL}
+    factory = store.open_store(url)
+    with factory.begin() as s:
+        s.execute(delete(store.Run).where(store.Run.format == "completion"))
+    store.record_run(factory, model={"name": "huge", "params": "70B"}, run={},
+                     results=score_json(DR=5.0))
+    at.run()
+    assert_common(at)
+    # the vanished choice is dropped; an empty choice means "all", new types included
+    assert at.sidebar.multiselect(key="formats").value == []
+    assert "unknown" in at.sidebar.multiselect(key="types").options
+    assert "huge" in set(at.dataframe[0].value["model"])
+
+
+def test_model_page_is_text_only_with_metrics_chart_provenance_and_samples(seeded):
+    at = app("Model")
+    at.selectbox(key="model_run").set_value(seeded["EVIL"]).run()
+    assert_common(at)
+    texts = [t.value for t in at.text]
+    assert EVIL in texts  # the name, verbatim, as plain text
+    metrics = frame_with(at, "ci_low").set_index("set")
+    assert metrics.loc["DR", ["weighted_f1", "ci_low", "ci_high"]].tolist() == [70.0, 67.5, 72.5]
+    assert at.get("vega_lite_chart")
+    assert "deadbeef" in at.json[0].value
+    # sample browser: the post and generation are shown as code text, never rendered
+    codes = [c.value for c in at.code]
+    assert f"{EVIL_POST} #0" in codes and "<script>alert(0)</script> **yes**" in codes
+    assert "31 samples match." in [c.value for c in at.caption]
+    at.selectbox(key="sample_set").set_value("dreaddit").run()
+    assert "1 samples match." in [c.value for c in at.caption]
+    at.selectbox(key="sample_set").set_value("DR").run()
+    at.checkbox(key="wrong_only").check().run()
+    assert_common(at)
+    assert "10 samples match." in [c.value for c in at.caption]
+    listing = frame_with(at, "doc_id")
+    assert not listing["correct"].any() and set(listing["set"]) == {"DR"}
+    assert any("extracted label: (none: unparseable)" in t.value for t in at.text)
+
+
+def test_model_page_for_a_reported_run_and_a_run_without_samples(seeded):
+    at = app("Model")
+    labels = at.selectbox(key="model_run").options
+    chat = next(i for i, label in enumerate(labels) if label.startswith("MentaLLaMA-chat-13B ("))
+    at.selectbox(key="model_run").set_value(at.selectbox(key="model_run").options[chat])
+    at.run()
+    assert_common(at)
+    assert any(t.value.startswith("Reported by the paper") for t in at.text)
+    assert "No samples are stored for this run." in [i.value for i in at.info]
+
+
+def test_compare_page(seeded):
+    at = app("Compare")
+    at.selectbox(key="compare_a").set_value(seeded["X"]).run()
+    at.selectbox(key="compare_b").set_value(seeded["EVIL"]).run()
+    assert_common(at)
+    table = frame_with(at, "B - A").set_index("set")
+    assert table.loc["DR", "B - A"] == -20.0
+    assert table.loc["DR", "A 95% CI"] == "87.50 to 92.50"
+    assert any(EVIL in t.value for t in at.text)
+    assert at.get("vega_lite_chart")
+
+
+def test_only_reported_rows_shows_how_to_add_a_result(url):
+    store.open_store(url)
+    at = app()
+    assert_common(at)
+    assert "Only the paper's reported rows so far." in [i.value for i in at.info]
+    assert any("imhi-bench score --predictions DIR --name" in c.value for c in at.code)
+
+
+def test_empty_store_shows_how_to_add_a_first_result(url):
+    factory = store.open_store(url)
+    with factory.begin() as s:
+        s.execute(delete(store.Run))
+    at = app()
+    assert_common(at)
+    assert "The results store is empty." in [i.value for i in at.info]
+    assert any("imhi-bench db init" in c.value for c in at.code)
+    assert not at.dataframe
+
+
+def test_unusable_store_is_an_error_on_the_page_not_a_crash(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("IMHI_DB_URL", f"sqlite:///{blocker}/x.sqlite")
+    at = app()
+    assert_common(at)
+    assert "Cannot open the results store." in [e.value for e in at.error]
+    assert any("cannot create the store's folder" in t.value for t in at.text)
+
+
+def test_done_when_reported_and_recorded_score_show_together(url):
+    """db init, then a score recorded under a name, then the app (the lead adds the CLI
+    `score --name` version of this)."""
+    assert main(["db", "init", "--db", url]) == 0
+    results = score_json(DR=77.7, SAD=55.5)
+    results["notice"] = NON_CLINICAL_NOTICE
+    store.record_run(url, model={"name": "my-run"}, run={"backend": "score"}, results=results)
+    at = app()
+    assert_common(at)
+    table = at.dataframe[0].value.set_index(["model", "source"])
+    assert table.loc[("MentaLLaMA-chat-13B", "reported"), "DR"] == 85.68
+    assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
+
+
+def test_app_picks_up_a_new_run_on_the_next_load(url, seeded):
+    assert "later" not in set(app().dataframe[0].value["model"])
+    store.record_run(url, model={"name": "later"}, run={}, results=score_json(DR=1.0))
+    assert "later" in set(app().dataframe[0].value["model"])
+
+
+# --------------------------------------------------------------------------- command
+
+
+def test_leaderboard_command_arguments(url, monkeypatch):
+    from imhi_bench.commands import leaderboard
+
+    cmd = leaderboard.streamlit_command(8600, "127.0.0.1")
+    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    assert cmd[4].endswith(os.path.join("imhi_bench", "leaderboard_app.py"))
+    assert cmd[cmd.index("--server.port") + 1] == "8600"
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert main(["leaderboard", "--db", url, "--port", "0"]) == 2
+    # a good invocation hands over to streamlit with the resolved URL in the environment
+    seen = {}
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: seen.update(argv=argv, env=env))
+    monkeypatch.setattr(leaderboard.subprocess, "call",
+                        lambda argv, env: seen.update(argv=argv, env=env) or 0)
+    args = argparse.Namespace(db=url, port=8601, host="127.0.0.1")
+    leaderboard.run(args)
+    assert seen["env"]["IMHI_DB_URL"] == url
+    assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8601"
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"leaderboard exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                        timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"leaderboard did not come up in {timeout} s: {log.read_text()[-2000:]}")
+
+
+def _grid_rows(page) -> list[list[str]]:
+    """Text of the data grid's accessible table (the canvas mirrors it for screen readers)."""
+    return page.eval_on_selector_all(
+        '[data-testid="stDataFrame"] table[role="grid"] tr',
+        "rows => rows.map(r => Array.from(r.querySelectorAll('th,td')).map(c => c.innerText))",
+    )
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+def test_served_app_in_a_real_browser(tmp_path, url, seeded):
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    log = tmp_path / "leaderboard.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imhi_bench", "leaderboard", "--db", url,
+             "--port", str(port), "--host", "127.0.0.1"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )
+    try:
+        _wait_healthy(port, proc, log)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1800, "height": 1100})
+                dialogs: list[str] = []  # an injected alert() would land here
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_text(NON_CLINICAL_NOTICE).wait_for(timeout=60_000)
+                grid = '[data-testid="stDataFrame"] table[role="grid"]'
+                # the grid's accessible mirror table is in the DOM but not "visible"
+                page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
+                page.wait_for_function(
+                    "sel => Array.from(document.querySelectorAll(sel))"
+                    ".some(td => td.innerText === 'MentaLLaMA-chat-13B')",
+                    arg=f"{grid} td", timeout=30_000)
+                rows = _grid_rows(page)
+                header = rows[0]
+                by_model = {(r[0], r[header.index("source")]): r for r in rows[1:]}
+                chat = by_model[("MentaLLaMA-chat-13B", "reported")]
+                # the mirror holds raw values (the canvas shows them to 2 decimals)
+                assert float(chat[header.index("DR")]) == 85.68
+                assert float(by_model[("X", "reproduced")][header.index("DR")]) == 90.0
+                assert (EVIL, "reproduced") in by_model  # shown as the literal text
+                page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+
+                # the model page of the hostile name: still text, still the notice
+                page.get_by_text("Model", exact=True).click()
+                page.get_by_text("Per-set results").wait_for(timeout=30_000)
+                name = page.locator('[data-testid="stText"]').filter(has_text=EVIL).first
+                name.wait_for(timeout=30_000)
+                assert name.inner_text() == EVIL  # verbatim, not rendered
+                page.get_by_text(NON_CLINICAL_NOTICE).wait_for()
+                page.get_by_text("<script>alert(0)</script> **yes**").first.wait_for()
+                assert page.locator("strong", has_text="bold").count() == 0
+                assert page.locator("img[src='x']").count() == 0
+                page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+                assert dialogs == []
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000

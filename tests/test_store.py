@@ -1,0 +1,452 @@
+"""The results store: URL resolution, schema + migrations, paper-reported rows, record_run
+(validation, one transaction, a crash or kill leaves no half run), and `imhi-bench db`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from imhi_bench import store
+from imhi_bench.cli import main
+from imhi_bench.commands.db import add_db_args
+from imhi_bench.errors import ImhiError
+from imhi_bench.reported import REPORTED
+from imhi_bench.sets import SET_NAMES, UNSEEN_SETS
+from imhi_bench.store import Model, Prompt, Run, Sample, SetResult
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def score_json(**sets: float) -> dict:
+    return {
+        "sets": {
+            name: {"weighted_f1": f1, "weighted_f1_ci": [f1 - 2, f1 + 2], "accuracy": f1 + 1,
+                   "macro_f1": f1 - 1, "unparseable": 2, "n": 100}
+            for name, f1 in sets.items()
+        },
+        "mean": {"weighted_f1": sum(sets.values()) / len(sets), "sets": len(sets)},
+        "provenance": {"imhi_bench_version": "0.1.0", "git_commit": "abc", "format": "instruction"},
+        "notice": "Results are for non-clinical research only",
+    }
+
+
+def sample(set_name: str, doc_id: int, *, correct: bool = True, prompt: str | None = None,
+           **extra) -> dict:
+    return {"set": set_name, "doc_id": doc_id, "prompt": prompt or f"post {doc_id}",
+            "generation": "yes. reasoning", "gold": "yes. gold", "gold_label": "yes",
+            "label": "yes" if correct else "no", "correct": correct, **extra}
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.sqlite'}"
+
+
+def counts(factory) -> dict[str, int]:
+    with factory() as s:
+        return {t.__tablename__: s.scalar(select(func.count()).select_from(t))
+                for t in (Model, Run, SetResult, Prompt, Sample)}
+
+
+# --------------------------------------------------------------------------- URL
+
+
+def test_url_precedence_explicit_then_env_then_user_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMHI_DB_URL", "sqlite:///from-env.sqlite")
+    assert store.resolve_db_url("postgresql://u:pw@host/db") == "postgresql://u:pw@host/db"
+    assert store.resolve_db_url(None) == "sqlite:///from-env.sqlite"
+    monkeypatch.delenv("IMHI_DB_URL")
+    import platformdirs
+
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda app: str(tmp_path / app))
+    assert store.resolve_db_url(None) == f"sqlite:///{tmp_path / 'imhi-bench' / 'imhi.sqlite'}"
+    # a bare path is a SQLite file
+    assert store.resolve_db_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
+
+
+def test_bad_urls_are_one_line_errors(tmp_path):
+    with pytest.raises(ImhiError, match="invalid database URL"):
+        store.resolve_db_url("://nonsense")
+    with pytest.raises(ImhiError, match="unknown database kind"):
+        store.make_engine("nosuchdb://host/x")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ImhiError, match="cannot create the store's folder"):
+        store.open_store(f"sqlite:///{blocker / 'sub' / 'x.sqlite'}")
+    assert store.display_url("postgresql://me:secret@h/db") == "postgresql://me:***@h/db"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_new_store_is_created_with_wal_busy_timeout_and_reported_rows(url):
+    factory = store.open_store(url)
+    engine = store.store_engine(factory)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+            == store.HEAD_REVISION
+    c = counts(factory)
+    assert c["runs"] == len(REPORTED)
+    assert c["set_results"] == sum(len(e["weighted_f1"]) for e in REPORTED)
+
+
+def test_head_revision_constant_matches_the_migrations_and_they_match_the_tables(url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(store.alembic_config()).get_current_head() \
+        == store.HEAD_REVISION
+    engine = store.store_engine(store.open_store(url))
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), store.Base.metadata)
+    assert diff == []
+
+
+def test_a_store_from_a_newer_version_is_refused(url):
+    factory = store.open_store(url)
+    with factory.begin() as s:
+        s.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ImhiError, match="newer than this imhi-bench"):
+        store.open_store(url)
+
+
+def test_migrations_are_shipped_as_package_data():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["imhi_bench"]
+    assert "migrations/script.py.mako" in patterns
+    for pkg in ("imhi_bench/migrations", "imhi_bench/migrations/versions"):
+        assert (ROOT / pkg / "__init__.py").is_file()  # found by packages.find
+
+
+# --------------------------------------------------------------------------- reported rows
+
+
+def reported_f1(factory, name: str, set_name: str, setting: str = "") -> float | None:
+    with factory() as s:
+        return s.scalar(
+            select(SetResult.weighted_f1).join(Run).join(Model)
+            .where(Model.name == name, Run.source == "reported", Run.setting == setting,
+                   SetResult.set_name == set_name))
+
+
+def test_reported_values_and_absent_dashes(url):
+    factory = store.open_store(url)
+    assert reported_f1(factory, "MentaLLaMA-chat-13B", "DR") == 85.68
+    assert reported_f1(factory, "MentalRoBERTa", "t-sid") == 89.01
+    assert reported_f1(factory, "ChatGPT", "swmh", "few-shot") == 60.19
+    assert reported_f1(factory, "ChatGPT", "t-sid", "zero-shot") == 33.30
+    assert reported_f1(factory, "MentaLLaMA-chat-13B (IMHI-general)", "Irf") == 65.51
+    # "–" in the paper: no row at all, not a zero
+    assert reported_f1(factory, "MentalRoBERTa", "Irf") is None
+    assert reported_f1(factory, "MentalRoBERTa", "MultiWD") is None
+    for entry in REPORTED:
+        assert set(entry["weighted_f1"]) <= set(SET_NAMES)
+        if entry["table"] == "Table 3":
+            assert set(entry["weighted_f1"]) == set(UNSEEN_SETS)
+
+
+def test_db_init_is_idempotent_and_keeps_reproduced_runs(url, capsys):
+    assert main(["db", "init", "--db", url]) == 0
+    assert "created" in capsys.readouterr().out
+    factory = store.open_store(url)
+    rid = store.record_run(factory, model={"name": "X"}, run={}, results=score_json(DR=80.0))
+    with factory() as s:
+        ids_before = s.scalars(select(Run.id).order_by(Run.id)).all()
+    before = counts(factory)
+    # a reported value edited in the store is put back by the next init
+    with factory.begin() as s:
+        s.execute(update(SetResult).where(SetResult.weighted_f1 == 85.68).values(weighted_f1=1.0))
+    assert main(["db", "init", "--db", url]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert counts(factory) == before
+    with factory() as s:
+        assert s.scalars(select(Run.id).order_by(Run.id)).all() == ids_before
+        assert s.get(Run, rid).source == "reproduced"
+    assert reported_f1(factory, "MentaLLaMA-chat-13B", "DR") == 85.68
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "already at schema" in capsys.readouterr().out
+
+
+def test_db_command_reports_a_bad_url_in_one_line(tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    assert main(["db", "init", "--db", f"sqlite:///{blocker}/x.sqlite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imhi-bench: error: cannot create the store's folder")
+    assert "\n" not in err
+
+
+def test_add_db_args():
+    p = argparse.ArgumentParser()
+    add_db_args(p, no_db=True)
+    args = p.parse_args(["--db", "sqlite:///x.sqlite", "--no-db"])
+    assert args.db == "sqlite:///x.sqlite" and args.no_db is True
+    q = argparse.ArgumentParser()
+    add_db_args(q)
+    assert q.parse_args([]).db is None
+    with pytest.raises(SystemExit):
+        q.parse_args(["--no-db"])
+
+
+# --------------------------------------------------------------------------- record_run
+
+
+def test_record_run_round_trip(url):
+    factory = store.open_store(url)
+    results = score_json(DR=80.0, CAMS=40.0)
+    results["sets"]["DR"].update(bart_score=-3.2, bertscore_f1=0.61, rougeL=0.3,
+                                 consistency=0.93, labeler="rules", future_metric=1.5,
+                                 broken_metric=float("nan"))
+    results["sets"]["CAMS"]["bart_score"] = float("nan")
+    samples = [sample("DR", 0, bart_score=-2.5, rougeL=0.4, judge="ok"),
+               sample("dr", 1, correct=False), sample("CAMS", 0, prompt="post 0")]
+    rid = store.record_run(
+        factory,
+        model={"name": "my-model", "path": "org/my-model", "revision": "abc123",
+               "type": "fine-tuned", "params": "7B", "precision": "bf16",
+               "training_data": "imhi"},
+        run={"backend": "hf", "generation_config": {"max_new_tokens": 256},
+             "started_at": "2024-05-13T10:00:00Z"},
+        results=results, samples=samples,
+    )
+    with factory() as s:
+        run = s.get(Run, rid)
+        assert run.source == "reproduced" and run.status == "finished"
+        assert run.format == "instruction"  # from the score JSON's provenance
+        assert run.tasks == ["DR", "CAMS"]
+        assert run.provenance["git_commit"] == "abc"
+        assert run.mean["sets"] == 2
+        assert run.generation_config == {"max_new_tokens": 256}
+        assert run.started_at.isoformat() == "2024-05-13T10:00:00"
+        assert run.finished_at is not None
+        m = run.model
+        assert (m.params, m.training_data, m.type) == (7_000_000_000, "IMHI", "fine-tuned")
+        dr = s.scalars(select(SetResult).where(SetResult.run_id == rid,
+                                               SetResult.set_name == "DR")).one()
+        assert (dr.weighted_f1, dr.weighted_f1_lo, dr.weighted_f1_hi) == (80.0, 78.0, 82.0)
+        assert (dr.accuracy, dr.macro_f1, dr.unparseable, dr.n) == (81.0, 79.0, 2, 100)
+        assert (dr.bart_score, dr.bertscore_f1, dr.rouge_l, dr.consistency) == \
+            (-3.2, 0.61, 0.3, 0.93)
+        assert dr.labeler == "rules"
+        assert dr.extra == {"future_metric": 1.5, "broken_metric": None}  # NaN is not JSON
+        cams = s.scalars(select(SetResult).where(SetResult.run_id == rid,
+                                                 SetResult.set_name == "CAMS")).one()
+        assert cams.bart_score is None
+        rows = s.scalars(select(Sample).where(Sample.run_id == rid)
+                         .order_by(Sample.set_name, Sample.doc_id)).all()
+        assert [(r.set_name, r.doc_id, r.correct) for r in rows] == \
+            [("CAMS", 0, True), ("DR", 0, True), ("DR", 1, False)]
+        assert rows[1].bart_score == -2.5 and rows[1].rouge_l == 0.4
+        assert rows[1].extra == {"judge": "ok"}
+        assert s.get(Prompt, rows[1].prompt_hash).text == "post 0"
+        # CAMS doc 0 and DR doc 0 share a prompt text: stored once
+        assert rows[0].prompt_hash == rows[1].prompt_hash
+        assert s.scalar(select(func.count()).select_from(Prompt)) == 2
+
+
+def test_models_are_found_by_name_revision_and_path(url):
+    factory = store.open_store(url)
+    a = store.record_run(factory, model={"name": "m", "revision": "r1"}, run={},
+                         results=score_json(DR=1.0))
+    b = store.record_run(factory, model={"name": "m", "revision": "r1", "license": "MIT"},
+                         run={}, results=score_json(DR=2.0))
+    c = store.record_run(factory, model={"name": "m", "revision": "r2"}, run={},
+                         results=score_json(DR=3.0))
+    with factory() as s:
+        ma, mb, mc = (s.get(Run, i).model for i in (a, b, c))
+        assert ma.id == mb.id != mc.id
+        assert ma.license == "MIT"  # filled in by the later record
+
+
+def test_reproduced_run_of_a_reported_model_stays_apart(url):
+    factory = store.open_store(url)
+    rid = store.record_run(
+        factory, model={"name": "MentaLLaMA-chat-13B", "path": "klyang/MentaLLaMA-chat-13B"},
+        run={}, results=score_json(DR=50.0))
+    with factory() as s:
+        runs = s.scalars(select(Run).join(Model).where(Model.name == "MentaLLaMA-chat-13B")).all()
+        assert sorted(r.source for r in runs) == ["reported", "reproduced"]
+        assert len({r.model_id for r in runs}) == 1
+    assert reported_f1(factory, "MentaLLaMA-chat-13B", "DR") == 85.68
+    store.load_reported(factory)
+    with factory() as s:
+        assert s.get(Run, rid) is not None  # refreshing reported rows never touches it
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"results": {"sets": {"NOPE": {"weighted_f1": 1}}}}, "unknown IMHI set 'NOPE'"),
+    ({"results": {"sets": {}}}, "no per-set scores"),
+    ({"results": {"mean": {}}}, 'with a "sets" object'),
+    ({"results": {"sets": {"DR": {"weighted_f1": "high"}}}}, "DR: weighted_f1 must be a number"),
+    ({"results": {"sets": {"DR": {"weighted_f1_ci": [1]}}}}, r"must be \[low, high\]"),
+    ({"results": {"sets": {"DR": {"n": -1}}}}, "whole number"),
+    ({"results": {"sets": {"DR": {"weighted_f1": 1}, "dr": {"weighted_f1": 2}}}}, "twice"),
+    ({"model": {}}, "model name is missing"),
+    ({"model": {"name": "m", "size": 7}}, "unknown model field"),
+    ({"model": {"name": "m", "type": "huge"}}, "model type 'huge' is not known"),
+    ({"model": {"name": "m", "training_data": "x"}}, "training data 'x' is not known"),
+    ({"model": {"name": "m", "params": "lots"}}, "parameter count 'lots'"),
+    ({"run": {"source": "reported"}}, "reproduced runs only"),
+    ({"run": {"format": "poetry"}}, "run format 'poetry'"),
+    ({"run": {"started_at": "yesterday"}}, "not an ISO date-time"),
+    ({"run": {"colour": "red"}}, "unknown run field"),
+    ({"samples": [{"set": "SAD", "doc_id": 0}]}, "which results does not score"),
+    ({"samples": [{"set": "DR", "doc_id": "zero"}]}, "doc_id must be a row number"),
+    ({"samples": [{"set": "DR", "doc_id": 0}, {"set": "DR", "doc_id": 0}]}, "appears twice"),
+    ({"samples": [{"set": "DR", "doc_id": 0, "correct": "yes"}]}, "true or false"),
+    ({"samples": [{"set": "DR", "doc_id": 0, "x": object()}]}, "cannot be stored as JSON"),
+])
+def test_bad_input_is_one_error_and_writes_nothing(url, kwargs, message):
+    factory = store.open_store(url)
+    before = counts(factory)
+    call = {"model": {"name": "m"}, "run": {}, "results": score_json(DR=80.0),
+            "samples": None, **kwargs}
+    with pytest.raises(ImhiError, match=message) as info:
+        store.record_run(factory, **call)
+    assert "\n" not in str(info.value)
+    assert counts(factory) == before
+
+
+def test_parse_param_count():
+    assert store.parse_param_count("13B") == 13_000_000_000
+    assert store.parse_param_count("125m") == 125_000_000
+    assert store.parse_param_count("1.5B") == 1_500_000_000
+    assert store.parse_param_count(7e9) == 7_000_000_000
+    assert store.parse_param_count(None) is None
+    for bad in ("B", "-3B", "7Q", -1):
+        with pytest.raises(ImhiError):
+            store.parse_param_count(bad)
+
+
+def test_failure_midway_through_record_run_leaves_nothing(url, monkeypatch):
+    factory = store.open_store(url)
+    before = counts(factory)
+    reached = []
+
+    def boom(session, run_id, rows):
+        # by now the model, the run, its set results and the prompts are flushed
+        with factory() as other:
+            assert other.get(Run, run_id) is None  # and invisible outside the transaction
+        assert session.get(Run, run_id) is not None
+        reached.append(run_id)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "_insert_samples", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.record_run(factory, model={"name": "brand-new"}, run={},
+                         results=score_json(DR=80.0, SAD=50.0), samples=[sample("DR", 0)])
+    assert reached
+    assert counts(factory) == before
+    with factory() as s:
+        assert s.scalar(select(Model).where(Model.name == "brand-new")) is None
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    from imhi_bench import store
+
+    def stall(session, run_id, rows):
+        print("in transaction", flush=True)
+        time.sleep(60)
+
+    store._insert_samples = stall
+    results = {"sets": {"DR": {"weighted_f1": 80.0}, "SAD": {"weighted_f1": 50.0}}}
+    store.record_run(sys.argv[1], model={"name": "killed"}, run={}, results=results,
+                     samples=[{"set": "DR", "doc_id": 0, "prompt": "p"}])
+""")
+
+
+def test_a_killed_writer_leaves_no_partial_run(url):
+    factory = store.open_store(url)
+    before = counts(factory)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url],
+                            stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == "in transaction"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert counts(store.open_store(url)) == before
+    # and the store is writable again at once
+    store.record_run(url, model={"name": "after"}, run={}, results=score_json(DR=1.0))
+
+
+def test_record_run_inside_a_callers_transaction_is_a_savepoint(url):
+    factory = store.open_store(url)
+    before = counts(factory)
+    with factory() as s:
+        s.begin()
+        rid = store.record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
+        assert s.get(Run, rid) is not None
+        s.rollback()  # the caller's decision wins
+    assert counts(factory) == before
+    with factory() as s:
+        rid = store.record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
+    with factory() as s:
+        assert s.get(Run, rid) is not None
+
+
+def test_record_run_by_url_and_default_store(url, monkeypatch):
+    monkeypatch.setenv("IMHI_DB_URL", url)
+    rid = store.record_run(None, model={"name": "env"}, run={}, results=score_json(DR=1.0))
+    rid2 = store.record_run(url, model={"name": "env"}, run={}, results=score_json(DR=2.0))
+    assert rid2 == rid + 1
+
+
+def test_concurrent_writers_all_succeed(url):
+    store.open_store(url)
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            factory = store.open_store(url)  # own engine, own connections
+            for i in range(5):
+                store.record_run(factory, model={"name": f"w{k}"}, run={},
+                                 results=score_json(DR=float(i)),
+                                 samples=[sample("DR", 0, prompt="shared prompt")])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.open_store(url)() as s:
+        assert s.scalar(select(func.count()).select_from(Run)
+                        .where(Run.source == "reproduced")) == 20
+        assert s.scalar(select(func.count()).select_from(Prompt)) == 1
+
+
+def test_several_openers_of_the_same_new_store_at_once_all_succeed(url):
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            store.open_store(url)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert counts(store.open_store(url))["runs"] == len(REPORTED)  # loaded once, not 6 times
