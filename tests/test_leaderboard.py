@@ -411,6 +411,38 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
 
 
+def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
+    """The issue's end-to-end check through the CLI: `db init`, `score --predictions DIR
+    --name X`, then the app shows the paper row and X side by side."""
+    import csv
+
+    from imhi_bench.data import load_examples
+
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for name in ("DR", "SAD"):
+        with open(preds / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["goldens", "generated_text"])
+            for e in load_examples(name, "instruction", imhi_dir)[:50]:
+                w.writerow([e.gold, e.gold if e.doc_id % 5 else "no idea"])
+    assert main(["db", "init", "--db", url]) == 0
+    assert main(["score", "--predictions", str(preds), "--name", "X", "--db", url]) == 0
+    assert main(["score", "--predictions", str(preds), "--name", "Y", "--no-db"]) == 0
+    at = app()
+    assert_common(at)
+    table = at.dataframe[0].value.set_index(["model", "source"])
+    assert table.loc[("MentaLLaMA-chat-13B", "reported"), "DR"] == 85.68
+    x_dr = table.loc[("X", "reproduced"), "DR"]
+    assert 50 < x_dr < 100
+    assert "Y" not in set(at.dataframe[0].value["model"])
+    runs = store.open_store(url)
+    with runs() as session:
+        run = session.query(store.Run).join(store.Model).filter(store.Model.name == "X").one()
+        assert run.format == "instruction"
+        assert session.query(store.Sample).filter(store.Sample.run_id == run.id).count() == 100
+
+
 def test_app_picks_up_a_new_run_on_the_next_load(url, seeded):
     assert "later" not in set(app().dataframe[0].value["model"])
     store.record_run(url, model={"name": "later"}, run={}, results=score_json(DR=1.0))

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from imhi_bench.commands.common import add_data_dir
+from imhi_bench.commands.db import add_db_args
 from imhi_bench.fileio import atomic_write_json
 
 
@@ -21,12 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--predictions", required=True, metavar="PATH",
-                   help="folder of <SET>.csv files (or one such file)")
+                   help="folder of <SET>.csv files (or one such file), or an imhi-bench "
+                   "eval run folder / lm-eval samples_<task>.jsonl files")
     add_data_dir(p)
     p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for the CI (default 1000; 0 disables)")
+    p.add_argument("--name", metavar="NAME",
+                   help="record the results in the store under this model name "
+                   "(shown on the leaderboard as reproduced)")
+    add_db_args(p, no_db=True)
     p.set_defaults(func=run)
 
 
@@ -57,10 +63,31 @@ def run(args: argparse.Namespace) -> int:
         "sets": per_set_prov,
     }
     report = make_report(scores, provenance)
+    run_id = None
+    if args.name and not args.no_db:
+        # Recorded before the JSON is written: a store error leaves no result file behind.
+        run_id = record(args.db, args.name, report, samples)
     if args.json:
         atomic_write_json(args.json, report)
     print(score_table(report))
     if args.json:
         print(f"\nwrote {args.json}")
+    if run_id is not None:
+        print(f"recorded as run {run_id} of {args.name!r} in the results store")
     return 0
+
+
+def record(db: str | None, name: str, report: dict, samples: dict) -> int:
+    """Write a scored run into the results store (one transaction)."""
+    from imhi_bench.store import record_run
+
+    formats = {p.get("format") for p in report["provenance"]["sets"].values()}
+    fmt = formats.pop() if len(formats) == 1 else None
+    return record_run(
+        db,
+        model={"name": name},
+        run={"format": fmt, "backend": "score"},
+        results=report,
+        samples=[s.to_json() for rows in samples.values() for s in rows],
+    )
 
