@@ -16,6 +16,8 @@ from imhi_bench.sets import NON_CLINICAL_NOTICE
 COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.commands.data",
     "imhi_bench.commands.score",
+    "imhi_bench.commands.labeler",
+    "imhi_bench.commands.meta_eval",
     "imhi_bench.commands.db",
     "imhi_bench.commands.leaderboard",
 )

@@ -1,0 +1,237 @@
+"""BART-score, the paper's explanation-quality metric, exactly as MentaLLaMA computes it.
+
+MentaLLaMA's `score.py` uses neulab's BARTScorer (Yuan et al., 2021) with
+`facebook/bart-large-cnn`, optionally fine-tuned on ParaBank (`bart_score.pth`), scoring
+source = the generated response against target = the gold response:
+
+    score = -(sum over target tokens of NLL(token | source, previous tokens)) / #target tokens
+
+where the target tokens are the tokenizer's ids *including* <s> and </s>, padding excluded,
+and both texts are truncated at 1024 tokens.  Per set the paper reports the mean.
+
+`reference_scores` is that loop as published (batches of 4 in file order, full-vocabulary
+log-softmax over every padded position); it is the oracle for tests and the benchmark.
+`bart_scores` computes the same numbers with less waste: every text is tokenised once; the
+encoder runs on batches of similar source length and the decoder on batches of similar
+target length (see `bart_scores`); the LM head and the NLL run on real target positions
+only; everything runs under `torch.inference_mode()`.  Padding never reaches a real
+position (encoder padding is masked, the decoder is causal and right-padded), so a sample's
+score does not depend on which batch it lands in, beyond float round-off (~1e-6).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from imhi_bench.errors import ImhiError
+
+DEFAULT_BART_MODEL = "facebook/bart-large-cnn"
+MAX_LENGTH = 1024
+DEFAULT_BATCH_SIZE = 16
+# For documentation: the BARTScore README's value with bart-large-cnn (no ParaBank).
+README_EXAMPLE = (["This is interesting."], ["This is fun."], -2.510652780532837)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_bart(
+    model: str = DEFAULT_BART_MODEL, checkpoint: str | None = None, device: str | None = None
+):
+    """(model, tokenizer) for BART-score, cached so that scoring many sets loads it once.
+
+    `checkpoint` is a state dict such as BARTScore's ParaBank `bart_score.pth`, read with
+    `torch.load(..., weights_only=True)` (no pickled code runs).
+    """
+    return _load_bart(str(model), str(checkpoint) if checkpoint else None,
+                      device or default_device())
+
+
+@functools.lru_cache(maxsize=2)
+def _load_bart(model: str, checkpoint: str | None, device: str):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        net = AutoModelForSeq2SeqLM.from_pretrained(model)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ImhiError(
+            f"cannot load BART model {model!r} ({first}): pass --bart-model with a local "
+            "folder or a Hugging Face id you can download"
+        ) from None
+    if checkpoint:
+        _load_checkpoint(net, checkpoint)
+    return net.to(device).eval(), tokenizer
+
+
+def _load_checkpoint(net: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ImhiError(f"BART checkpoint {path} does not exist (expected e.g. bart_score.pth)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors come in many types
+        raise ImhiError(
+            f"{path} is not a loadable state dict ({type(e).__name__}): expected a file saved "
+            "with torch.save(model.state_dict())"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ImhiError(f"{path} does not hold a state dict of tensors")
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    # Checkpoints saved by older transformers may omit weights tied to the shared embedding.
+    tied = {"lm_head.weight", "model.encoder.embed_tokens.weight",
+            "model.decoder.embed_tokens.weight"}
+    missing = [k for k in missing if k not in tied]
+    if missing or unexpected:
+        detail = ", ".join((missing + unexpected)[:3])
+        raise ImhiError(
+            f"{path} does not match the BART model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected key(s), e.g. {detail}): use the checkpoint made "
+            "for this --bart-model"
+        )
+    if hasattr(net, "tie_weights"):
+        net.tie_weights()
+
+
+def _check_pairs(srcs: Sequence[str], tgts: Sequence[str]) -> None:
+    if len(srcs) != len(tgts):
+        raise ImhiError(f"BART-score needs as many sources as targets ({len(srcs)} vs {len(tgts)})")
+
+
+def _max_length(net) -> int:
+    # bart-large-cnn has exactly 1024 positions; a smaller model must not index past its table.
+    return min(MAX_LENGTH, getattr(net.config, "max_position_embeddings", MAX_LENGTH))
+
+
+def _mask(lengths: list[int], device) -> torch.Tensor:
+    """(batch, max length) attention mask: 1 on the first `length` positions of each row."""
+    n = torch.tensor(lengths)
+    return (torch.arange(int(n.max()))[None, :] < n[:, None]).long().to(device)
+
+
+def _pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], dtype=torch.long)
+    return ids.to(device), _mask([len(s) for s in seqs], device)
+
+
+def _check_bart(net) -> None:
+    if not all(hasattr(net, a) for a in ("model", "final_logits_bias", "get_encoder")):
+        raise ImhiError(
+            f"BART-score needs a BART-style model, got {type(net).__name__}: pass --bart-model "
+            "with a BART checkpoint such as facebook/bart-large-cnn"
+        )
+
+
+def _batches(items: list[int], size: int) -> list[list[int]]:
+    return [items[i: i + size] for i in range(0, len(items), size)]
+
+
+# Samples per chunk, in batches: the encoder states of one chunk are held at once.
+_CHUNK_BATCHES = 8
+
+
+def bart_scores(
+    srcs: Sequence[str],
+    tgts: Sequence[str],
+    *,
+    model: str = DEFAULT_BART_MODEL,
+    checkpoint: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | None = None,
+    progress: bool = True,
+) -> list[float]:
+    """BART-score of each (source, target) pair, in input order (see the module doc).
+
+    Padding is the cost to cut, and source and target lengths are unrelated, so the two
+    halves of the model are batched separately: samples sorted by source length are cut
+    into chunks; within a chunk the encoder runs on batches of similar source length, then
+    the decoder on batches of similar target length (the chunk's sources are similar too,
+    so cross-attention pads little).  The LM head runs on real target positions only.
+    """
+    _check_pairs(srcs, tgts)
+    if batch_size < 1:
+        raise ImhiError(f"batch size must be at least 1, got {batch_size}")
+    if not srcs:
+        return []
+    net, tokenizer = load_bart(model, checkpoint, device)
+    _check_bart(net)
+    from tqdm.auto import tqdm
+    from transformers.models.bart.modeling_bart import shift_tokens_right
+
+    limit = _max_length(net)
+    src_ids = tokenizer(list(srcs), max_length=limit, truncation=True)["input_ids"]
+    tgt_ids = tokenizer(list(tgts), max_length=limit, truncation=True)["input_ids"]
+    pad = net.config.pad_token_id
+    start = net.config.decoder_start_token_id
+    dev = next(net.parameters()).device
+    encoder, decoder = net.get_encoder(), net.model.decoder
+    # Longest first: memory peaks on the first batch, so a too-large batch fails at once.
+    order = sorted(range(len(srcs)), key=lambda i: len(src_ids[i]), reverse=True)
+    scores = [0.0] * len(srcs)
+    bar = tqdm(total=len(srcs), desc="BART-score", unit="pair", leave=False,
+               disable=not progress or None)
+    with torch.inference_mode(), bar:
+        for chunk in _batches(order, batch_size * _CHUNK_BATCHES):
+            states: dict[int, torch.Tensor] = {}
+            for idx in _batches(chunk, batch_size):
+                ids, mask = _pad([src_ids[i] for i in idx], pad, dev)
+                hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                for row, i in enumerate(idx):
+                    states[i] = hidden[row, : len(src_ids[i])]
+            by_target = sorted(chunk, key=lambda i: len(tgt_ids[i]), reverse=True)
+            for idx in _batches(by_target, batch_size):
+                enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx],
+                                                      batch_first=True)
+                enc_mask = _mask([len(src_ids[i]) for i in idx], dev)
+                t_ids, t_mask = _pad([tgt_ids[i] for i in idx], pad, dev)
+                hidden = decoder(
+                    input_ids=shift_tokens_right(t_ids, pad, start),
+                    encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,
+                ).last_hidden_state
+                keep = t_mask.bool()
+                # The LM head is a vocabulary-sized matmul: only on real target positions.
+                logits = net.lm_head(hidden[keep]) + net.final_logits_bias[0]
+                nll = torch.nn.functional.cross_entropy(logits.float(), t_ids[keep],
+                                                        reduction="none")
+                total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
+                total.index_add_(0, keep.nonzero()[:, 0], nll)
+                for i, value in zip(idx, (-total / t_mask.sum(dim=1)).tolist(), strict=True):
+                    scores[i] = value
+                bar.update(len(idx))
+    return scores
+
+
+def reference_scores(net, tokenizer, srcs: Sequence[str], tgts: Sequence[str],
+                     batch_size: int = 4) -> list[float]:
+    """neulab BARTScorer.score as MentaLLaMA runs it: file order, batch 4, no_grad."""
+    _check_pairs(srcs, tgts)
+    loss_fct = torch.nn.NLLLoss(reduction="none", ignore_index=net.config.pad_token_id)
+    lsm = torch.nn.LogSoftmax(dim=1)
+    dev = next(net.parameters()).device
+    out: list[float] = []
+    for i in range(0, len(srcs), batch_size):
+        src_list, tgt_list = list(srcs[i: i + batch_size]), list(tgts[i: i + batch_size])
+        with torch.no_grad():
+            enc_src = tokenizer(src_list, max_length=MAX_LENGTH, truncation=True, padding=True,
+                                return_tensors="pt")
+            enc_tgt = tokenizer(tgt_list, max_length=MAX_LENGTH, truncation=True, padding=True,
+                                return_tensors="pt")
+            tgt_tokens = enc_tgt["input_ids"].to(dev)
+            tgt_len = enc_tgt["attention_mask"].sum(dim=1).to(dev)
+            output = net(input_ids=enc_src["input_ids"].to(dev),
+                         attention_mask=enc_src["attention_mask"].to(dev), labels=tgt_tokens)
+            logits = output.logits.view(-1, net.config.vocab_size)
+            loss = loss_fct(lsm(logits), tgt_tokens.view(-1)).view(tgt_tokens.shape[0], -1)
+            loss = loss.sum(dim=1) / tgt_len
+            out += [-x.item() for x in loss]
+    return out
