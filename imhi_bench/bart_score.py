@@ -29,10 +29,9 @@ from pathlib import Path
 import torch
 
 from imhi_bench.errors import ImhiError
+from imhi_bench.quality import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
 
-DEFAULT_BART_MODEL = "facebook/bart-large-cnn"
 MAX_LENGTH = 1024
-DEFAULT_BATCH_SIZE = 16
 # For documentation: the BARTScore README's value with bart-large-cnn (no ParaBank).
 README_EXAMPLE = (["This is interesting."], ["This is fun."], -2.510652780532837)
 

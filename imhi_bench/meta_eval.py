@@ -123,9 +123,14 @@ def meta_evaluate(
     progress: bool = True,
 ) -> dict:
     """Correlation of each metric with each human aspect; the meta-eval JSON."""
-    from imhi_bench.bart_score import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
     from imhi_bench.data import resolve_data_dir
-    from imhi_bench.quality import QUALITY_METRICS, compute_quality, parse_quality_metrics
+    from imhi_bench.quality import (
+        DEFAULT_BART_MODEL,
+        DEFAULT_BATCH_SIZE,
+        QUALITY_METRICS,
+        compute_quality,
+        parse_quality_metrics,
+    )
     from imhi_bench.sets import NON_CLINICAL_NOTICE
 
     names = parse_quality_metrics(",".join(metrics))

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imhi_bench.bart_score import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE, bart_scores
 from imhi_bench.errors import ImhiError
 
 # CLI name -> score JSON key, in report order.
@@ -34,6 +33,10 @@ _ALIASES = {
     "bartscore": "bart", "bert": "bertscore", "rouge-l": "rouge", "rougel": "rouge",
 }
 # bert-score's own default for English (roberta-large, layer 17).
+# Defaults live here, not in bart_score.py, so that the CLI can show them without
+# importing torch.
+DEFAULT_BART_MODEL = "facebook/bart-large-cnn"
+DEFAULT_BATCH_SIZE = 16
 DEFAULT_BERTSCORE_MODEL = "roberta-large"
 
 
@@ -173,6 +176,8 @@ def compute_quality(
     out: dict[str, list[float]] = {}
     for name in names:
         if name == "bart":
+            from imhi_bench.bart_score import bart_scores
+
             out["bart_score"] = bart_scores(gens, refs, model=bart_model,
                                             checkpoint=bart_checkpoint, batch_size=batch_size,
                                             device=device, progress=progress)

@@ -97,6 +97,34 @@ def score_samples(
     return {"sets": sets, "mean": mean_over_sets(per_set)}
 
 
+QUALITY_KEYS = ("bart_score", "bertscore_f1", "rougeL", "consistency")
+
+
+def add_quality(scores: dict, samples: dict[str, list[Sample]], quality) -> None:
+    """Explanation quality (and, with a labeler, consistency) of every set: per-sample
+    values go into each sample, per-set means into `scores["sets"]`, and their unweighted
+    mean over sets into `scores["mean"]`.  `quality` is a `quality.QualityConfig`."""
+    labeler = quality.labeler
+    for name, rows in samples.items():
+        gens = [s.generation for s in rows]
+        covered = labeler is not None and name in labeler.sets
+        # consistency compares the rules with the classifier, whichever produced the labels
+        rules = [extract_label(name, g) for g in gens] if covered else [s.label for s in rows]
+        q = quality.score_set(name, gens, [s.gold for s in rows], rules)
+        for key, values in q.per_sample.items():
+            for sample, value in zip(rows, values, strict=True):
+                sample.extra[key] = value
+        if q.classifier_labels is not None:
+            for sample, rule, cls in zip(rows, rules, q.classifier_labels, strict=True):
+                sample.extra["rule_label"] = rule
+                sample.extra["classifier_label"] = cls
+        scores["sets"][name].update(q.to_json())
+    for key in QUALITY_KEYS:
+        values = [m[key] for m in scores["sets"].values() if m.get(key) is not None]
+        if values and len(values) == len(scores["sets"]):
+            scores["mean"][key] = sum(values) / len(values)
+
+
 def make_report(scores: dict, provenance: dict) -> dict:
     return {**scores, "provenance": provenance, "notice": NON_CLINICAL_NOTICE}
 

@@ -149,3 +149,43 @@ def test_console_script_exit_code_and_missing_path(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+
+
+def test_quality_and_labeler_on_score(imhi_dir, tmp_path):
+    """--quality adds per-set means (and per-sample values in the store); --labeler reads
+    the labels of the sets it covers, says so, and adds the consistency check."""
+    from tiny_models import build_tiny_bert_classifier, tiny_bart_dir, torch_threads
+
+    ex = load_examples("DR", "instruction", imhi_dir)[:16]
+    sad = load_examples("SAD", "instruction", imhi_dir)[:8]
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    _write_imhi_py(preds / "DR.csv", [e.gold for e in ex], [e.gold for e in ex])
+    _write_imhi_py(preds / "SAD.csv", [e.gold for e in sad], [e.gold for e in sad])
+    labeler = tmp_path / "labeler"
+    build_tiny_bert_classifier(labeler / "DR", 2, id2label={0: "no", 1: "yes"})
+    out = tmp_path / "r.json"
+    with torch_threads(1):
+        rc = main(["score", "--predictions", str(preds), "--json", str(out), "--quality",
+                   "bart,rouge", "--bart-model", str(tiny_bart_dir()), "--labeler",
+                   str(labeler), "--bootstrap", "0"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    dr, sad_m = report["sets"]["DR"], report["sets"]["SAD"]
+    assert dr["rougeL"] == pytest.approx(1.0) and sad_m["rougeL"] == pytest.approx(1.0)
+    assert dr["bart_score"] < 0 and sad_m["bart_score"] < 0
+    assert report["mean"]["rougeL"] == pytest.approx(1.0)
+    assert dr["labeler"].startswith("classifier:") and sad_m["labeler"] == "rules"
+    assert 0.0 <= dr["consistency"] <= 1.0 and "consistency" not in sad_m
+    assert sad_m["weighted_f1"] == 100.0  # rules on gold
+    assert report["provenance"]["quality"]["metrics"] == ["bart", "rouge"]
+
+
+def test_bad_quality_options_fail_before_any_work(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["score", "--predictions", str(tmp_path), "--quality", "bleu",
+                 "--json", str(out)]) == 2
+    assert "bleu" in capsys.readouterr().err
+    assert main(["score", "--predictions", str(tmp_path), "--labeler",
+                 str(tmp_path / "none"), "--json", str(out)]) == 2
+    assert not out.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 from imhi_bench.commands.common import add_data_dir
 from imhi_bench.commands.db import add_db_args
 from imhi_bench.fileio import atomic_write_json
+from imhi_bench.quality import add_quality_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,33 +34,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the results in the store under this model name "
                    "(shown on the leaderboard as reproduced)")
     add_db_args(p, no_db=True)
+    add_quality_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.predictions import load_predictions
     from imhi_bench.provenance import base_provenance
+    from imhi_bench.quality import quality_from_args
     from imhi_bench.report import score_table
-    from imhi_bench.scoring import detect_format, label_samples, make_report, score_samples
+    from imhi_bench.scoring import (
+        add_quality,
+        detect_format,
+        label_samples,
+        make_report,
+        score_samples,
+    )
 
+    quality = quality_from_args(args)  # validates options before any work
+    labeler = quality.labeler if quality is not None else None
     files = load_predictions(args.predictions)
     samples = {}
     per_set_prov = {}
     for name, pf in files.items():
         rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
-        samples[name] = label_samples(name, rows, where=pf.path.name)
+        samples[name] = label_samples(name, rows, where=pf.path.name, labeler=labeler)
         per_set_prov[name] = {
             "predictions_file": str(pf.path.resolve()),
             "predictions_sha256": pf.sha256,
             **detect_format(name, [r.gold for r in pf.rows], args.data_dir),
         }
-    scores = score_samples(samples, seed=args.seed, n_boot=args.bootstrap)
+    scores = score_samples(samples, seed=args.seed, n_boot=args.bootstrap, labeler=labeler)
+    if quality is not None:
+        add_quality(scores, samples, quality)
     provenance = {
         **base_provenance(),
         "source": "score",
         "predictions": str(Path(args.predictions).resolve()),
         "seed": args.seed,
         "bootstrap": args.bootstrap,
+        "quality": quality_provenance(quality),
         "sets": per_set_prov,
     }
     report = make_report(scores, provenance)
@@ -91,3 +105,17 @@ def record(db: str | None, name: str, report: dict, samples: dict) -> int:
         samples=[s.to_json() for rows in samples.values() for s in rows],
     )
 
+
+
+def quality_provenance(quality) -> dict | None:
+    """What produced the quality numbers and labels, for the provenance block."""
+    if quality is None:
+        return None
+    return {
+        "metrics": quality.metrics,
+        "bart_model": quality.bart_model if "bart" in quality.metrics else None,
+        "bart_checkpoint": quality.bart_checkpoint,
+        "bertscore_model": quality.bertscore_model if "bertscore" in quality.metrics else None,
+        "bertscore_layers": quality.bertscore_layers,
+        "labeler": quality.labeler.name if quality.labeler is not None else None,
+    }
