@@ -15,11 +15,15 @@ from imhi_bench.sets import NON_CLINICAL_NOTICE
 # Order here is the order in `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.commands.data",
+    "imhi_bench.commands.eval",
     "imhi_bench.commands.score",
     "imhi_bench.commands.labeler",
     "imhi_bench.commands.meta_eval",
     "imhi_bench.commands.db",
     "imhi_bench.commands.leaderboard",
+    "imhi_bench.commands.submit",
+    "imhi_bench.commands.worker",
+    "imhi_bench.commands.status",
 )
 
 

@@ -1,11 +1,12 @@
 """The IMHI leaderboard, a Streamlit app: `imhi-bench leaderboard [--db URL]`, or
 `streamlit run leaderboard/app.py` with the store in $IMHI_DB_URL.
 
-Pages: the main table, one model's run, and two runs compared.  Data comes from
-`imhi_bench.leaderboard_data`; this module only lays it out.  Anything that came from users
-or models (names, posts, generations) is shown as text: st.text, st.code, st.dataframe,
-st.json, never st.markdown or st.table (which render Markdown).  Store-wide frames are
-cached under a fingerprint of the store, so a new run shows on the next page load.
+Pages: the main table, one model's run, two runs compared, and the submission queue.
+Data comes from `imhi_bench.leaderboard_data`; this module only lays it out.  Anything that
+came from users or models (names, posts, generations, submission errors) is shown as text:
+st.text, st.code, st.dataframe, st.json, never st.markdown or st.table (which render
+Markdown).  Store-wide frames are cached under a fingerprint of the store, so a new run
+shows on the next page load; the queue is read afresh on every load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from imhi_bench.errors import ImhiError
 from imhi_bench.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.store import display_url, open_store, resolve_db_url, store_engine
 
-PAGES: tuple[str, ...] = ("Leaderboard", "Model", "Compare")
+PAGES: tuple[str, ...] = ("Leaderboard", "Model", "Compare", "Queue")
 SAMPLES_PER_PAGE = 25
 
 FIRST_RESULT_HELP = """\
@@ -248,6 +249,35 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
     st.altair_chart(_bar_chart(long, "weighted F1", color="run"), key="compare_chart")
 
 
+QUEUE_HELP = """\
+Queue a model:
+  imhi-bench submit --model PATH_OR_ID --name NAME   # checked, pinned, queued as PENDING
+  imhi-bench worker --drain                          # evaluates the queue, each exactly once
+  imhi-bench status                                  # the queue in a terminal
+See submissions/README.md."""
+
+
+def queue_page(url: str) -> None:
+    # Not cached: the queue changes while people watch it, and the query is small.
+    queue = data.load_queue(_engine(url))
+    if queue.empty:
+        st.info("No submissions yet.")
+        st.code(QUEUE_HELP, language=None)
+        return
+    counts = queue["status"].value_counts()
+    st.caption(", ".join(f"{int(counts.get(s, 0))} {s.lower()}"
+                         for s, _ in data.QUEUE_SECTIONS))
+    # Names, paths and error messages come from submitters: dataframes show them as text.
+    for status, title in data.QUEUE_SECTIONS:
+        part = data.queue_section(queue, status)
+        st.subheader(f"{title} ({len(part)})")
+        if part.empty:
+            st.text("none")
+        else:
+            st.dataframe(part, hide_index=True, key=f"queue_{status.lower()}")
+    st.code(QUEUE_HELP, language=None)
+
+
 def empty_store(url: str) -> None:
     st.info("The results store is empty.")
     st.code(FIRST_RESULT_HELP, language=None)
@@ -269,11 +299,15 @@ def main() -> None:
         st.error("Cannot open the results store.")
         st.text(str(e))
         return
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    if page == "Queue":  # the queue has its own empty state, runs or not
+        st.sidebar.text(f"Store: {display_url(url)}")
+        queue_page(url)
+        return
     runs, _ = _frames(url, fingerprint)
     if runs.empty:
         empty_store(url)
         return
-    page = st.sidebar.radio("Page", PAGES, key="page")
     st.sidebar.text(f"Store: {display_url(url)}")
     if not (runs["source"] == "reproduced").any():
         st.info("Only the paper's reported rows so far.")

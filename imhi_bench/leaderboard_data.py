@@ -392,3 +392,50 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame,
         "B 95% CI": [_ci_text(lo, hi) for lo, hi in zip(b["ci_low"], b["ci_high"], strict=True)],
         "B - A": (b["weighted_f1"] - a["weighted_f1"]).round(2).to_numpy(dtype="float64"),
     })
+
+
+# --------------------------------------------------------------------------- queue
+
+
+QUEUE_COLUMNS: tuple[str, ...] = (
+    "id", "name", "model", "revision", "precision", "backend", "adapter", "status", "runs",
+    "attempts", "submitted", "claimed", "heartbeat", "finished", "worker", "submitter", "error",
+)
+QUEUE_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("RUNNING", "Running"), ("PENDING", "Pending"), ("FAILED", "Failed"),
+    ("FINISHED", "Finished"),
+)
+
+
+def load_queue(engine: Engine) -> pd.DataFrame:
+    """Every submission, oldest first (imhi_bench.queue.list_submissions), as a frame."""
+    from imhi_bench.queue import list_submissions
+
+    rows = list_submissions(engine)
+    frame = pd.DataFrame([{
+        **{k: r[k] for k in ("id", "name", "model", "revision", "precision", "backend",
+                             "adapter", "status", "runs", "attempts", "submitted",
+                             "heartbeat", "finished", "worker", "submitter", "error")},
+        "claimed": r["claimed_at"],
+    } for r in rows], columns=list(QUEUE_COLUMNS))
+    for col in ("submitted", "claimed", "heartbeat", "finished"):
+        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
+    return frame
+
+
+def queue_section(queue: pd.DataFrame, status: str) -> pd.DataFrame:
+    """The submissions in one state, with the columns that state needs."""
+    # The reason first for failures; the long revision hash last.
+    cols = {
+        "PENDING": ["id", "name", "model", "adapter", "precision", "backend", "submitted",
+                    "attempts", "error", "revision"],
+        "RUNNING": ["id", "name", "model", "adapter", "worker", "claimed", "heartbeat",
+                    "attempts"],
+        "FAILED": ["id", "name", "error", "model", "adapter", "finished", "attempts",
+                   "revision"],
+        "FINISHED": ["id", "name", "model", "adapter", "precision", "backend", "finished",
+                     "runs", "revision"],
+    }[status]
+    part = queue[queue["status"] == status][cols]
+    return part.rename(columns={"error": "reason" if status == "FAILED" else "note"}) \
+        .reset_index(drop=True)

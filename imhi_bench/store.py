@@ -1,5 +1,6 @@
-"""The results store: models, runs, per-set results and samples, in any SQLAlchemy database
-(SQLite by default).
+"""The results store: models, runs, per-set results and samples, and the submission queue
+(`Submission`; its logic is in `imhi_bench.queue`), in any SQLAlchemy database (SQLite by
+default).
 
 URL: `--db` > `$IMHI_DB_URL` > `imhi.sqlite` in the per-user data dir.  A bare file path is
 taken as a SQLite file.  The schema is managed by the Alembic migrations shipped in
@@ -70,13 +71,16 @@ DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
 # The newest migration in imhi_bench/migrations/versions (a test checks they agree): lets
 # `open_store` see an up-to-date store with one query instead of loading Alembic.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 MODEL_TYPES: tuple[str, ...] = ("fine-tuned", "base", "API", "discriminative")
 TRAINING_DATA: tuple[str, ...] = ("IMHI", "IMHI-general", "other")
 RUN_STATUSES: tuple[str, ...] = ("finished", "failed")
 SOURCES: tuple[str, ...] = ("reported", "reproduced")
+# Submission queue states (imhi_bench.queue): PENDING -> RUNNING -> FINISHED | FAILED, and
+# RUNNING -> PENDING when a worker stops heartbeating.
+SUBMISSION_STATUSES: tuple[str, ...] = ("PENDING", "RUNNING", "FINISHED", "FAILED")
 
 # Score JSON keys with a column of their own (set results and samples); others go to `extra`.
 QUALITY_KEYS: dict[str, str] = {  # score JSON key -> column
@@ -156,6 +160,10 @@ class Run(Base):
     started_at: Mapped[_dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[_dt.datetime | None] = mapped_column(DateTime)
     recorded_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    # The queued submission this run evaluated (imhi_bench.queue).  A plain indexed column,
+    # not a foreign key: adding one to SQLite means rebuilding `runs`, whose DROP would
+    # cascade into samples and set_results.
+    submission_id: Mapped[str | None] = mapped_column(String(120), index=True)
 
     model: Mapped[Model] = relationship(back_populates="runs")
 
@@ -210,6 +218,43 @@ class Sample(Base):
     rouge_l: Mapped[float | None] = mapped_column(Float)
     consistency: Mapped[float | None] = mapped_column(Float)
     extra: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Submission(Base):
+    """A checkpoint submitted for evaluation (`imhi-bench submit`), and where it is in the
+    queue.  Its runs are the `runs` rows with its id in `submission_id`."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_status_submitted", "status", "submitted"),)
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # <name>-<key prefix>
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    model: Mapped[str] = mapped_column(String(1000))  # absolute folder or hub id (the base)
+    revision: Mapped[str] = mapped_column(String(200))  # hub commit or "sha256:<content hash>"
+    precision: Mapped[str] = mapped_column(String(8))  # bf16 | fp16 | fp32
+    backend: Mapped[str] = mapped_column(String(20))
+    adapter: Mapped[str] = mapped_column(String(1000), default="")  # "" when none
+    adapter_revision: Mapped[str] = mapped_column(String(200), default="")
+    # sha256 of (model, revision, precision, backend, adapter): the deduplication key.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str | None] = mapped_column(String(20))  # MODEL_TYPES
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    base_model: Mapped[str | None] = mapped_column(String(200))
+    license: Mapped[str | None] = mapped_column(String(100))
+    training_data: Mapped[str | None] = mapped_column(String(20))  # TRAINING_DATA
+    submitter: Mapped[str | None] = mapped_column(String(200))
+    # Only a worker started with --trust-remote-code claims these.
+    needs_remote_code: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_pickle: Mapped[bool] = mapped_column(Boolean, default=False)
+    manifest: Mapped[str | None] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(12), default="PENDING")  # SUBMISSION_STATUSES
+    worker: Mapped[str | None] = mapped_column(String(200))  # who holds the claim
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
+    submitted: Mapped[_dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    claimed_at: Mapped[_dt.datetime | None] = mapped_column(DateTime)
+    heartbeat: Mapped[_dt.datetime | None] = mapped_column(DateTime)
+    finished: Mapped[_dt.datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)  # one line, for FAILED
 
 
 # --------------------------------------------------------------------------- opening

@@ -472,6 +472,78 @@ def test_leaderboard_command_arguments(url, monkeypatch):
     assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8601"
 
 
+# --------------------------------------------------------------------------- queue
+
+
+def seed_queue(url: str) -> dict[str, str]:
+    """One submission in each state; submitter-controlled text is hostile."""
+    import datetime as dt
+
+    from imhi_bench import queue
+
+    factory = store.open_store(url)
+
+    def add(key: str, name: str, seconds: int, **fields) -> str:
+        sub_id = f"{key}-{seconds:010d}"
+        with factory.begin() as s:
+            s.add(store.Submission(
+                id=sub_id, name=name, model=f"/models/{EVIL}", revision="sha256:" + "0" * 64,
+                precision="bf16", backend="hf", adapter="", adapter_revision="",
+                dedupe_key=sub_id.ljust(64, "0"), needs_remote_code=False, allow_pickle=False,
+                status="PENDING", submitted=dt.datetime(2026, 1, 1, 0, 0, seconds), **fields))
+        return sub_id
+
+    ids = {"finished": add("done", "done-model", 1), "running": add("run", "run-model", 2),
+           "failed": add("bad", "bad-model", 3), "pending": add("wait", "wait-model", 4)}
+    job = queue.claim(factory, "host:1:aaaaaa")
+    queue.finish(factory, job, lambda session: store.record_run(
+        session, model={"name": "done-model"}, run={}, results=score_json(DR=42.0)))
+    queue.claim(factory, "host:2:bbbbbb")
+    queue.fail(factory, queue.claim(factory, "host:3:cccccc"), f"cannot load model {EVIL_POST}")
+    return ids
+
+
+def test_queue_data_by_state(url):
+    ids = seed_queue(url)
+    q = data.load_queue(store.store_engine(store.open_store(url)))
+    assert list(q.columns) == list(data.QUEUE_COLUMNS)
+    assert dict(zip(q["id"], q["status"])) == {
+        ids["finished"]: "FINISHED", ids["running"]: "RUNNING", ids["failed"]: "FAILED",
+        ids["pending"]: "PENDING"}
+    failed = data.queue_section(q, "FAILED")
+    assert list(failed["reason"]) == [f"cannot load model {EVIL_POST}"]
+    assert list(data.queue_section(q, "FINISHED")["runs"]) == [1]
+    assert list(data.queue_section(q, "RUNNING")["worker"]) == ["host:2:bbbbbb"]
+
+
+def test_queue_page_shows_pending_running_and_failed_with_reasons_as_text(url):
+    ids = seed_queue(url)
+    at = app("Queue")
+    assert_common(at)
+    assert [h.value for h in at.subheader] == ["Running (1)", "Pending (1)", "Failed (1)",
+                                               "Finished (1)"]
+    assert "1 running, 1 pending, 1 failed, 1 finished" in [c.value for c in at.caption]
+    failed = frame_with(at, "reason")
+    assert list(failed["id"]) == [ids["failed"]]
+    assert list(failed["reason"]) == [f"cannot load model {EVIL_POST}"]  # verbatim, a cell
+    pending = next(d.value for d in at.dataframe if ids["pending"] in set(d.value["id"]))
+    assert list(pending["model"]) == [f"/models/{EVIL}"]
+    running = frame_with(at, "heartbeat")
+    assert list(running["worker"]) == ["host:2:bbbbbb"]
+    assert any("imhi-bench submit --model" in c.value for c in at.code)
+
+
+def test_queue_page_when_nothing_was_submitted_even_on_an_empty_store(url):
+    factory = store.open_store(url)
+    with factory.begin() as s:
+        s.execute(delete(store.Run))
+    at = app("Queue")
+    assert_common(at)
+    assert "No submissions yet." in [i.value for i in at.info]
+    assert any("imhi-bench worker --drain" in c.value for c in at.code)
+    assert not at.dataframe
+
+
 # --------------------------------------------------------------------------- browser
 
 

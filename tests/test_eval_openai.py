@@ -1,0 +1,202 @@
+"""`imhi-bench eval` against a small OpenAI-compatible HTTP server started on 127.0.0.1,
+through the real `openai` client: requests, retries on 429/5xx, concurrency, and the key
+staying out of every output."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from imhi_bench.cli import main
+from imhi_bench.sets import NON_CLINICAL_NOTICE
+from imhi_bench.tasks import STOP_STRINGS
+
+KEY = "sk-test-0123456789-secret"
+ANSWERS = {
+    "depression": "Yes, the poster suffers from depression. Reasoning: The post is bleak."
+                  "\n\nA second paragraph that must not be cut.",
+    "stress cause": "This post shows the stress cause related to work. Reasoning: A boss.",
+}
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, failures: list[int]):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.failures = list(failures)  # status codes answered before any success
+        self.requests: list[dict] = []
+        self.auth: set[str] = set()
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FakeOpenAI
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status >= 400:
+            self.send_header("retry-after-ms", "1")  # the client honours it: fast retries
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        srv = self.server
+        with srv.lock:
+            srv.auth.add(self.headers.get("Authorization", ""))
+            srv.requests.append({"path": self.path, **body})
+            fail = srv.failures.pop(0) if srv.failures else None
+            srv.inflight += 1
+            srv.max_inflight = max(srv.max_inflight, srv.inflight)
+        try:
+            if fail:
+                self._send(fail, {"error": {"message": "slow down", "type": "rate_limit"}})
+                return
+            time.sleep(0.05)  # long enough for concurrent requests to overlap
+            if self.path.endswith("/chat/completions"):
+                prompt = body["messages"][-1]["content"]
+            else:
+                prompt = body["prompt"]
+            text = next((a for k, a in ANSWERS.items() if k in prompt), "I cannot tell.")
+            if self.path.endswith("/chat/completions"):
+                choice = {"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": text}}
+                obj = "chat.completion"
+            else:
+                choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+                obj = "text_completion"
+            self._send(200, {"id": "x", "object": obj, "created": 0, "model": body["model"],
+                             "choices": [choice],
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                       "total_tokens": 2}})
+        finally:
+            with srv.lock:
+                srv.inflight -= 1
+
+
+@pytest.fixture()
+def server_factory():
+    servers = []
+
+    def start(failures=()):
+        srv = FakeOpenAI(list(failures))
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMHI_TEST_KEY", KEY)
+    monkeypatch.setenv("IMHI_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _everything_written(*roots: Path) -> str:
+    return "".join(p.read_bytes().decode("utf-8", "replace")
+                   for root in roots for p in root.rglob("*") if p.is_file())
+
+
+def test_openai_chat_with_retries_concurrency_and_key_hygiene(server_factory, tmp_path,
+                                                              capsys, imhi_dir):
+    srv = server_factory(failures=[429, 503])
+    out = tmp_path / "run"
+    rc = main(["eval", "--model", "served-model", "--backend", "openai-chat",
+               "--base-url", srv.url, "--api-key-env", "IMHI_TEST_KEY", "--num-concurrent", "4",
+               "--tasks", "imhi_dr,imhi_sad", "--limit", "6", "--max-new-tokens", "16",
+               "--system-prompt", "Be brief.", "--seed", "3", "--output", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert rc == 0, stderr
+    report = json.loads((out / "imhi_results.json").read_text())
+    assert {n: m["n"] for n, m in report["sets"].items()} == {"DR": 6, "SAD": 6}
+    # the server's answers are read and scored: SAD always "work", DR always "yes"
+    from imhi_bench.data import load_examples
+    from imhi_bench.labels import gold_label
+
+    dr_gold = [gold_label("DR", e.gold) for e in load_examples("DR", data_dir=imhi_dir)[:6]]
+    assert report["sets"]["DR"]["accuracy"] == pytest.approx(
+        100 * dr_gold.count("yes") / 6, abs=0.01)
+    assert report["sets"]["DR"]["unparseable"] == 0 and report["sets"]["SAD"]["unparseable"] == 0
+    samples = [json.loads(x) for x in (out / "samples_imhi_dr.jsonl").read_text().splitlines()]
+    assert samples[0]["generation"] == ANSWERS["depression"]  # both paragraphs kept
+    # what was sent: 2 refused attempts retried, then one request per sample
+    assert len(srv.requests) == 12 + 2
+    assert srv.max_inflight > 1
+    req = srv.requests[-1]
+    assert req["path"] == "/v1/chat/completions" and req["model"] == "served-model"
+    assert req["max_tokens"] == 16 and req["temperature"] == 0.0 and req["seed"] == 3
+    assert req["stop"] == list(STOP_STRINGS)
+    assert req["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert req["messages"][1]["role"] == "user"
+    assert req["messages"][1]["content"].startswith("Consider this post:")
+    # the key was sent, and is nowhere in the outputs
+    assert srv.auth == {f"Bearer {KEY}"}
+    assert KEY not in stdout + stderr
+    assert KEY not in _everything_written(out, tmp_path / "cache")
+    prov = report["provenance"]
+    assert prov["backend"] == "openai-chat" and prov["base_url"] == srv.url
+    assert prov["generation"]["chat_template"] is True and prov["versions"]["openai"]
+    assert stdout.rstrip().endswith(NON_CLINICAL_NOTICE)
+
+    # the same command again: everything comes from the cache, nothing reaches the server
+    before = len(srv.requests)
+    rc = main(["eval", "--model", "served-model", "--backend", "openai-chat",
+               "--base-url", srv.url, "--api-key-env", "IMHI_TEST_KEY",
+               "--tasks", "imhi_dr,imhi_sad", "--limit", "6", "--max-new-tokens", "16",
+               "--system-prompt", "Be brief.", "--seed", "3", "--output", str(out)])
+    stdout, _ = capsys.readouterr()
+    assert rc == 0 and len(srv.requests) == before
+    assert "0 generated, 12 reused" in stdout
+
+
+def test_openai_completions_sends_plain_prompts(server_factory, tmp_path, capsys):
+    srv = server_factory()
+    out = tmp_path / "run"
+    rc = main(["eval", "--model", "base-model", "--backend", "openai-completions",
+               "--base-url", srv.url, "--tasks", "imhi_completion_dr,imhi_completion_sad",
+               "--limit", "6", "--max-new-tokens", "16", "--output", str(out)])
+    _, stderr = capsys.readouterr()
+    assert rc == 0, stderr
+    report = json.loads((out / "imhi_results.json").read_text())
+    assert {n: m["n"] for n, m in report["sets"].items()} == {"DR": 6, "SAD": 6}
+    assert report["provenance"]["sets"]["DR"]["format"] == "completion"
+    req = srv.requests[0]
+    assert req["path"] == "/v1/completions" and req["prompt"].startswith("Post:")
+    # no key variable set for a self-hosted server: a placeholder, never a real key
+    assert srv.auth == {"Bearer EMPTY"}
+
+
+def test_server_errors_after_retries_are_one_line(server_factory, tmp_path, capsys):
+    srv = server_factory(failures=[500] * 50)
+    out = tmp_path / "run"
+    rc = main(["eval", "--model", "m", "--backend", "openai-chat", "--base-url", srv.url,
+               "--max-retries", "2", "--tasks", "imhi_dr", "--limit", "2", "--output", str(out)])
+    _, stderr = capsys.readouterr()
+    assert rc == 2
+    # (progress bars share stderr; the error is the last line, on its own)
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("imhi-bench: error: ") and "answered HTTP 500 after retries" in last
+    assert not out.exists()
+    assert len(srv.requests) >= 3  # first try + 2 retries (for at least one sample)
