@@ -281,6 +281,17 @@ class QualityConfig:
             self._labeler = load_labeler(self.labeler_dir)
         return self._labeler
 
+    def provenance(self) -> dict:
+        """What produced the quality numbers and labels, for a report's provenance."""
+        return {
+            "metrics": self.metrics,
+            "bart_model": self.bart_model if "bart" in self.metrics else None,
+            "bart_checkpoint": self.bart_checkpoint,
+            "bertscore_model": self.bertscore_model if "bertscore" in self.metrics else None,
+            "bertscore_layers": self.bertscore_layers,
+            "labeler": self.labeler.name if self.labeler is not None else None,
+        }
+
     def per_sample(
         self, generations: Sequence[str], golds: Sequence[str]
     ) -> dict[str, list[float]]:

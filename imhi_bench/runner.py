@@ -64,6 +64,7 @@ class EvalOptions:
     cache_dir: str | None = None
     use_cache: bool = True
     bootstrap: int = 1000
+    quality: object | None = None  # quality.QualityConfig: --quality / --labeler
 
 
 @dataclass
@@ -417,9 +418,11 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
     from imhi_bench.data import data_sha256
     from imhi_bench.labels import extract_label
     from imhi_bench.provenance import base_provenance
-    from imhi_bench.scoring import label_samples, make_report, score_samples
+    from imhi_bench.scoring import add_quality, label_samples, make_report, score_samples
     from imhi_bench.tasks import TASK_VERSION, parse_task
 
+    user_labeler = opts.quality.labeler if opts.quality is not None else None
+    logged_by_task: dict[str, list[dict]] = {}
     samples: dict = {}
     records: dict[str, list[dict]] = {}
     per_set: dict[str, dict] = {}
@@ -432,9 +435,11 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         # the task's process_results already read each label with the same rules
         read = [x["weighted_f1"][1] if isinstance(x.get("weighted_f1"), (list, tuple))
                 else extract_label(s.name, x["filtered_resps"][0]) for x in logged]
-        scored = label_samples(s.name, rows, where=task, labeler=_AlreadyRead(s.name, read))
+        labeler = (user_labeler if user_labeler is not None and s.name in user_labeler.sets
+                   else _AlreadyRead(s.name, read))
+        scored = label_samples(s.name, rows, where=task, labeler=labeler)
         samples[s.name] = scored
-        records[task] = [_sample_record(x, sc) for x, sc in zip(logged, scored, strict=True)]
+        logged_by_task[task] = logged
         per_set[s.name] = {
             "task": task,
             "format": fmt,
@@ -450,7 +455,14 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
             "format": fmt,
             "generation_kwargs": _jsonable(cfg.get("generation_kwargs", {})),
         }
-    scores = score_samples(samples, seed=opts.seed, n_boot=opts.bootstrap)
+    scores = score_samples(samples, seed=opts.seed, n_boot=opts.bootstrap,
+                           labeler=user_labeler)
+    if opts.quality is not None:
+        add_quality(scores, samples, opts.quality)
+    # after quality, so that the per-sample records carry the quality values too
+    for task, logged in logged_by_task.items():
+        scored = samples[parse_task(task)[0].name]
+        records[task] = [_sample_record(x, sc) for x, sc in zip(logged, scored, strict=True)]
     m = opts.model
     gen_cfg = next(iter(tasks_prov.values()))["generation_kwargs"]
     provenance = {
@@ -471,6 +483,7 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         "seed": opts.seed,
         "limit": opts.limit,
         "bootstrap": opts.bootstrap,
+        "quality": opts.quality.provenance() if opts.quality is not None else None,
         "generation": {
             **gen_cfg,
             "chat_template": apply_chat,

@@ -232,6 +232,47 @@ def test_auto_batches_follow_the_token_budget():
     assert lm._batches(order, lengths, 100) == [[0, 1, 2], [3, 4, 5], [6, 7]]
 
 
+def reproduced_runs(url: str) -> int:
+    from imhi_bench import store
+
+    if not (Path(url.removeprefix("sqlite:///"))).exists():
+        return 0
+    with store.open_store(url)() as session:
+        return session.query(store.Run).filter(store.Run.source == "reproduced").count()
+
+
+def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_path, capsys):
+    """eval records one run (with its samples) in the store unless --no-db; --quality and
+    --labeler reach the report, the samples and the store."""
+    from tiny_models import build_tiny_bert_classifier
+
+    from imhi_bench import store
+
+    labeler = tmp_path / "labeler"
+    build_tiny_bert_classifier(labeler / "DR", 2, id2label={0: "no", 1: "yes"})
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    rc, out, err = run_cli(["--model", str(tiny_llama), *BASE, "--output", str(tmp_path / "r"),
+                            "--db", url, "--quality", "rouge", "--labeler", str(labeler),
+                            "--name", "tiny llama"], capsys)
+    assert rc == 0, err
+    assert "Recorded as run" in out and out.rstrip().endswith(NON_CLINICAL_NOTICE)
+    report, samples = load_run(tmp_path / "r")
+    assert report["sets"]["DR"]["labeler"].startswith("classifier:")
+    assert report["sets"]["SAD"]["labeler"] == "rules"
+    assert "rougeL" in report["sets"]["SAD"] and "consistency" in report["sets"]["DR"]
+    assert all("rougeL" in rec for recs in samples.values() for rec in recs)
+    assert reproduced_runs(url) == 1
+    with store.open_store(url)() as session:
+        run = session.query(store.Run).filter(store.Run.source == "reproduced").one()
+        assert run.model.name == "tiny llama" and run.backend == "hf"
+        assert run.format == "instruction"
+        assert session.query(store.Sample).filter(store.Sample.run_id == run.id).count() == 12
+    rc, _, err = run_cli(["--model", str(tiny_llama), *BASE, "--output", str(tmp_path / "r2"),
+                          "--db", url, "--no-db"], capsys)
+    assert rc == 0, err
+    assert reproduced_runs(url) == 1
+
+
 def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi_dir):
     """Ctrl-C part-way through, then the same command: every generation made before the
     interruption is reused, only the rest is generated."""
@@ -241,7 +282,8 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
             "--tasks", "imhi_dr,imhi_sad", "--limit", "15", "--max-new-tokens", "8",
             "--batch-size", "1", "--cache-dir", str(cache), "--output", str(out),
             "--bootstrap", "100"]
-    env = dict(os.environ, IMHI_DATA_DIR=str(imhi_dir))
+    db_url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    env = dict(os.environ, IMHI_DATA_DIR=str(imhi_dir), IMHI_DB_URL=db_url)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     db = cache / "generations.sqlite"
@@ -264,6 +306,7 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert not out.exists()  # no partial results
+    assert reproduced_runs(db_url) == 0  # and no partial run in the store
     done = cached()
     assert 3 <= done < 30
 

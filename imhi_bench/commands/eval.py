@@ -90,11 +90,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--no-cache", action="store_true",
                      help="neither reuse nor record generations")
     add_data_dir(p)
+    from imhi_bench.commands.db import add_db_args
+    from imhi_bench.quality import add_quality_args
+
+    add_quality_args(p.add_argument_group("explanation quality and labels"))
+    add_db_args(p.add_argument_group("results store"), no_db=True)
     p.set_defaults(func=run)
 
 
 def options(args: argparse.Namespace):
     from imhi_bench.backends import ModelOptions
+    from imhi_bench.quality import quality_from_args
     from imhi_bench.runner import EvalOptions
 
     model = ModelOptions(
@@ -112,12 +118,45 @@ def options(args: argparse.Namespace):
         chat_template=args.chat_template, system_prompt=args.system_prompt, seed=args.seed,
         output=args.output, name=args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, bootstrap=args.bootstrap,
+        quality=quality_from_args(args),  # validated before any model loads
     )
 
 
-def after_run(run, args: argparse.Namespace) -> None:
-    """Post-processing of a finished run (recording it in the results store, quality
-    metrics, ...) goes here; `run.report` and `run.samples` hold everything scored."""
+def after_run(run, args: argparse.Namespace) -> int | None:
+    """Record the finished run in the results store (one transaction), unless --no-db.
+    The submission worker records its runs itself, so this lives here, not in run_eval."""
+    if args.no_db:
+        return None
+    from imhi_bench.store import record_run
+
+    prov = run.report["provenance"]
+    formats = {s.get("format") for s in prov.get("sets", {}).values()}
+    model = args.adapter or args.model
+    return record_run(
+        args.db,
+        model={
+            "name": args.name or model_label(model),
+            "path": prov.get("adapter") or prov.get("model_resolved") or args.model,
+            "revision": args.revision or "",
+            "base_model": args.model if args.adapter else None,
+            "precision": None if args.dtype == "auto" else args.dtype,
+        },
+        run={
+            "backend": args.backend,
+            "format": formats.pop() if len(formats) == 1 else None,
+            "generation_config": prov.get("generation"),
+        },
+        results=run.report,
+        samples=[s.to_json() for rows in run.samples.values() for s in rows],
+    )
+
+
+def model_label(model: str) -> str:
+    """A leaderboard name for a model path or hub id: the folder name or the id."""
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    return path.resolve().name if path.exists() else model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,12 +164,16 @@ def run(args: argparse.Namespace) -> int:
     from imhi_bench.runner import RESULTS_FILE, run_eval
 
     result = run_eval(options(args))
-    after_run(result, args)
+    run_id = after_run(result, args)
     print()
     cache = result.report["provenance"].get("cache")
     if cache:
         print(f"{result.generated} generated, {result.reused} reused from the cache.")
     print(f"Run folder: {result.run_dir}  ({RESULTS_FILE}, samples_<task>.jsonl, "
-          "lm_eval_results.json)\n")
+          "lm_eval_results.json)")
+    if run_id is not None:
+        print(f"Recorded as run {run_id} in the results store (see `imhi-bench leaderboard`).")
+    # the table ends with the non-clinical notice: it stays the report's last line
+    print()
     print(score_table(result.report))
     return 0

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "predictions": str(Path(args.predictions).resolve()),
         "seed": args.seed,
         "bootstrap": args.bootstrap,
-        "quality": quality_provenance(quality),
+        "quality": quality.provenance() if quality is not None else None,
         "sets": per_set_prov,
     }
     report = make_report(scores, provenance)
@@ -83,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
         run_id = record(args.db, args.name, report, samples)
     if args.json:
         atomic_write_json(args.json, report)
-    print(score_table(report))
     if args.json:
-        print(f"\nwrote {args.json}")
+        print(f"wrote {args.json}")
     if run_id is not None:
         print(f"recorded as run {run_id} of {args.name!r} in the results store")
+    # the table ends with the non-clinical notice: it stays the report's last line
+    print(score_table(report))
     return 0
 
 
@@ -106,16 +107,3 @@ def record(db: str | None, name: str, report: dict, samples: dict) -> int:
     )
 
 
-
-def quality_provenance(quality) -> dict | None:
-    """What produced the quality numbers and labels, for the provenance block."""
-    if quality is None:
-        return None
-    return {
-        "metrics": quality.metrics,
-        "bart_model": quality.bart_model if "bart" in quality.metrics else None,
-        "bart_checkpoint": quality.bart_checkpoint,
-        "bertscore_model": quality.bertscore_model if "bertscore" in quality.metrics else None,
-        "bertscore_layers": quality.bertscore_layers,
-        "labeler": quality.labeler.name if quality.labeler is not None else None,
-    }
