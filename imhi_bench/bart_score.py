@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from imhi_bench.errors import ImhiError
+from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.quality import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
 
 MAX_LENGTH = 1024
@@ -60,7 +60,7 @@ def _load_bart(model: str, checkpoint: str | None, device: str):
         tokenizer = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSeq2SeqLM.from_pretrained(model)
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ImhiError(
             f"cannot load BART model {model!r} ({first}): pass --bart-model with a local "
             "folder or a Hugging Face id you can download"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.errors import ImhiError
+from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.sets import SETS, get_set
 
 # The paper's released classifiers: output index -> the paper's class name, per set.  The
@@ -150,7 +150,7 @@ class Labeler:
                 tokenizer = AutoTokenizer.from_pretrained(folder)
                 model = AutoModelForSequenceClassification.from_pretrained(folder)
             except (OSError, ValueError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                first = first_line(e)
                 raise ImhiError(f"cannot load classifier {folder} ({first})") from None
             model.to(self.device or default_device()).eval()
             classes = index_classes(set_name, model.config.id2label)
@@ -357,7 +357,7 @@ def _load_encoder(encoder: str, classes: Sequence[str]):
             label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True,
         )
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ImhiError(
             f"cannot load encoder {encoder!r} ({first}): pass --encoder with a local folder "
             "or a Hugging Face id you can download"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imhi_bench.errors import ImhiError
+from imhi_bench.errors import ImhiError, first_line
 
 # CLI name -> score JSON key, in report order.
 QUALITY_METRICS: dict[str, str] = {
@@ -88,7 +88,7 @@ def _bertscorer(model: str, layers: int | None, device: str | None, batch_size: 
         return bert_score.BERTScorer(model_type=model, num_layers=layers, device=device,
                                      batch_size=batch_size)
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ImhiError(f"cannot load BERTScore model {model!r} ({first})") from None
     except AssertionError as e:  # bert-score asserts a valid layer count
         raise ImhiError(f"--bertscore-layers {layers} is invalid for {model!r} ({e})") from None

@@ -64,7 +64,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from imhi_bench.errors import ImhiError
+from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.sets import FORMATS, get_set
 
 DB_URL_ENV = "IMHI_DB_URL"
@@ -409,8 +409,7 @@ def _check_known(revision: str | None, url: str) -> None:
 
 
 def _one_line(e: Exception) -> str:
-    orig = getattr(e, "orig", None) or e
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return first_line(getattr(e, "orig", None) or e)
 
 
 def open_store(url: str | None = None) -> sessionmaker[Session]:

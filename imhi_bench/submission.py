@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.errors import ImhiError
+from imhi_bench.errors import ImhiError, first_line
 
 SUBMISSIONS_DIR_ENV = "IMHI_SUBMISSIONS_DIR"
 DEFAULT_SUBMISSIONS_DIR = "submissions"
@@ -106,10 +106,6 @@ def dedupe_key(model: str, revision: str, precision: str, backend: str,
 # --------------------------------------------------------------------------- folders
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]
-
 
 def _read_json(path: Path, what: str) -> dict:
     try:
@@ -117,7 +113,7 @@ def _read_json(path: Path, what: str) -> dict:
     except OSError as e:
         raise ImhiError(f"cannot read {what} ({e.strerror}): check the folder") from None
     except ValueError as e:
-        raise ImhiError(f"{what} is not valid JSON ({_first_line(e)}): fix or regenerate it "
+        raise ImhiError(f"{what} is not valid JSON ({first_line(e)}): fix or regenerate it "
                         "with save_pretrained") from None
     if not isinstance(data, dict):
         raise ImhiError(f"{what} must hold a JSON object: regenerate it with save_pretrained")
@@ -242,12 +238,12 @@ def load_config_and_tokenizer(source: str, revision: str | None, what: str):
             config = AutoConfig.from_pretrained(source, revision=revision,
                                                 trust_remote_code=False)
         except Exception as e:  # noqa: BLE001 - any failure here is the checkpoint's
-            raise ImhiError(f"{what}: transformers cannot load its config ({_first_line(e)}): "
+            raise ImhiError(f"{what}: transformers cannot load its config ({first_line(e)}): "
                             "fix config.json") from None
         try:
             AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
         except Exception as e:  # noqa: BLE001
-            raise ImhiError(f"{what}: transformers cannot load its tokenizer ({_first_line(e)}): "
+            raise ImhiError(f"{what}: transformers cannot load its tokenizer ({first_line(e)}): "
                             "include the tokenizer files save_pretrained writes") from None
     return config
 
@@ -327,7 +323,7 @@ def pin_hub(model_id: str, revision: str | None):
         raise ImhiError(f"--model {model_id}: no such model on the Hugging Face hub (or it is "
                         "private): check the id, or submit a local folder") from None
     except Exception as e:  # noqa: BLE001 - offline, DNS, timeouts: the hub is unreachable
-        return _first_line(e)
+        return first_line(e)
 
 
 def check_hub_model(model_id: str, revision: str | None, what: str, *,
@@ -351,7 +347,7 @@ def check_hub_model(model_id: str, revision: str | None, what: str, *,
         try:
             path = hf_hub_download(model_id, name, revision=commit)
         except Exception as e:  # noqa: BLE001
-            raise ImhiError(f"{what}: cannot download {name} from the hub ({_first_line(e)}): "
+            raise ImhiError(f"{what}: cannot download {name} from the hub ({first_line(e)}): "
                             "retry later") from None
         return _read_json(Path(path), f"{what}: {name}")
 
