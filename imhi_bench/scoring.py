@@ -125,6 +125,12 @@ def add_quality(scores: dict, samples: dict[str, list[Sample]], quality) -> None
             scores["mean"][key] = sum(values) / len(values)
 
 
+def report_format(report: dict) -> str | None:
+    """The one format every set of a report was evaluated in, or None (mixed, unknown)."""
+    formats = {p.get("format") for p in report["provenance"].get("sets", {}).values()}
+    return formats.pop() if len(formats) == 1 else None
+
+
 def make_report(scores: dict, provenance: dict) -> dict:
     return {**scores, "provenance": provenance, "notice": NON_CLINICAL_NOTICE}
 

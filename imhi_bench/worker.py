@@ -201,6 +201,7 @@ def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
 def record(session, job: Claim, run) -> int:
     """Write the evaluated run into the store (inside `queue.finish`'s transaction)."""
     from imhi_bench.queue import utcnow
+    from imhi_bench.scoring import report_format
     from imhi_bench.store import record_run
 
     sub = job.row
@@ -210,7 +211,6 @@ def record(session, job: Claim, run) -> int:
         "submitter": sub["submitter"], "revision": sub["revision"],
         "adapter_revision": sub["adapter_revision"] or None,
     }}
-    formats = {s.get("format") for s in provenance.get("sets", {}).values()}
     adapter = bool(sub["adapter"])
     return record_run(
         session,
@@ -225,7 +225,7 @@ def record(session, job: Claim, run) -> int:
         },
         run={
             "backend": sub["backend"],
-            "format": formats.pop() if len(formats) == 1 else None,
+            "format": report_format(report),
             "generation_config": provenance.get("generation"),
             "provenance": provenance,
             "started_at": job.claimed_at,

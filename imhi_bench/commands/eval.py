@@ -127,10 +127,10 @@ def after_run(run, args: argparse.Namespace) -> int | None:
     The submission worker records its runs itself, so this lives here, not in run_eval."""
     if args.no_db:
         return None
+    from imhi_bench.scoring import report_format
     from imhi_bench.store import record_run
 
     prov = run.report["provenance"]
-    formats = {s.get("format") for s in prov.get("sets", {}).values()}
     model = args.adapter or args.model
     return record_run(
         args.db,
@@ -143,7 +143,7 @@ def after_run(run, args: argparse.Namespace) -> int | None:
         },
         run={
             "backend": args.backend,
-            "format": formats.pop() if len(formats) == 1 else None,
+            "format": report_format(run.report),
             "generation_config": prov.get("generation"),
         },
         results=run.report,

@@ -94,14 +94,13 @@ def run(args: argparse.Namespace) -> int:
 
 def record(db: str | None, name: str, report: dict, samples: dict) -> int:
     """Write a scored run into the results store (one transaction)."""
+    from imhi_bench.scoring import report_format
     from imhi_bench.store import record_run
 
-    formats = {p.get("format") for p in report["provenance"]["sets"].values()}
-    fmt = formats.pop() if len(formats) == 1 else None
     return record_run(
         db,
         model={"name": name},
-        run={"format": fmt, "backend": "score"},
+        run={"format": report_format(report), "backend": "score"},
         results=report,
         samples=[s.to_json() for rows in samples.values() for s in rows],
     )
