@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora
+from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora, cached_generations
 
 from imhi_bench.cli import main
 from imhi_bench.errors import ImhiError
@@ -289,13 +288,7 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
     db = cache / "generations.sqlite"
 
     def cached() -> int:
-        if not db.is_file():
-            return 0
-        try:
-            with sqlite3.connect(db) as c:
-                return c.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
+        return cached_generations(db)
 
     deadline = time.time() + 240
     while cached() < 3 and proc.poll() is None and time.time() < deadline:

@@ -13,7 +13,6 @@ import pwd
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from tiny_models import build_tiny_llama
+from tiny_models import build_tiny_llama, cached_generations
 
 from imhi_bench import queue, store, worker
 from imhi_bench.cli import main
@@ -321,16 +320,6 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
             assert (env["dir"] / "runs" / sub_id / "imhi_results.json").is_file()
 
 
-def _cached_generations(db: Path) -> int:
-    if not db.is_file():
-        return 0
-    try:
-        with sqlite3.connect(db) as c:
-            return c.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it(
         sqlite_url, models, env, capsys):
     url = sqlite_url
@@ -342,12 +331,12 @@ def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cache = env["dir"] / "cache" / "generations.sqlite"
     deadline = time.time() + 240
-    while _cached_generations(cache) < 3 and a.poll() is None and time.time() < deadline:
+    while cached_generations(cache) < 3 and a.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert a.poll() is None, "the worker finished before it could be killed"
     a.send_signal(signal.SIGKILL)  # no cleanup, no release: only the timeout can save it
     a.communicate(timeout=60)
-    done_before = _cached_generations(cache)
+    done_before = cached_generations(cache)
     assert 3 <= done_before < 12
     factory = store.open_store(url)
     r = rows(factory)[sub]

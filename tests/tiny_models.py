@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -298,3 +299,16 @@ def torch_threads(n: int = 1):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cached_generations(db: str | os.PathLike) -> int:
+    """Generations committed so far to a generation cache file (0 while it does not exist
+    or is being created): how far a run got before a test interrupts it."""
+    db = Path(db)
+    if not db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
