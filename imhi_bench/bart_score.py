@@ -117,6 +117,59 @@ def _mask(lengths: list[int], device) -> torch.Tensor:
     return (torch.arange(int(n.max()))[None, :] < n[:, None]).long().to(device)
 
 
+def _key_mask(net, lengths: list[int], device) -> torch.Tensor:
+    """The padding mask over keys, for the encoder and the cross-attention.
+
+    Given a 2-D mask, transformers expands it to a (batch, 1, queries, keys) tensor on every
+    call, which cost as much as a quarter of the attention itself here.  SDPA and eager
+    attention take a broadcastable 4-D mask as is, so those get (batch, 1, 1, keys), additive
+    (eager adds it to the scores); other kernels (flash-attention) need the 2-D mask.
+    """
+    mask = _mask(lengths, device)
+    if net.config._attn_implementation not in ("sdpa", "eager"):
+        return mask
+    dtype = net.dtype
+    additive = torch.zeros(mask.shape, dtype=dtype, device=device)
+    additive.masked_fill_(mask == 0, torch.finfo(dtype).min)
+    return additive[:, None, None, :]
+
+
+def _token_ids(tokenizer, texts: list[str], limit: int) -> list[list[int]]:
+    """`tokenizer(texts, max_length=limit, truncation=True)["input_ids"]`, faster.
+
+    A fast tokenizer's Rust backend has `encode_batch_fast`, which skips offset tracking
+    (a third of the tokenising time on IMHI texts).  The backend's truncation and padding
+    settings are set for the call and restored after.  A few texts, the longest among them,
+    are checked against the tokenizer's own call; on any difference (a tokenizer with
+    Python-side preprocessing) the tokenizer's call is used for all.
+    """
+    def plain(batch: list[str]) -> list[list[int]]:
+        return tokenizer(batch, max_length=limit, truncation=True)["input_ids"]
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not texts or backend is None or not hasattr(backend, "encode_batch_fast"):
+        return plain(texts)
+    # The tokenizer's own call changes these settings too: restore them after either.
+    truncation, padding = backend.truncation, backend.padding
+    try:
+        backend.enable_truncation(max_length=limit)
+        backend.no_padding()
+        ids = [e.ids for e in backend.encode_batch_fast(texts)]
+        probe = sorted({0, len(texts) - 1, max(range(len(texts)), key=lambda i: len(texts[i]))})
+        if plain([texts[i] for i in probe]) != [ids[i] for i in probe]:
+            ids = plain(texts)
+    finally:
+        if truncation:
+            backend.enable_truncation(**truncation)
+        else:
+            backend.no_truncation()
+        if padding:
+            backend.enable_padding(**padding)
+        else:
+            backend.no_padding()
+    return ids
+
+
 def _pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], dtype=torch.long)
@@ -137,6 +190,9 @@ def _batches(items: list[int], size: int) -> list[list[int]]:
 
 # Samples per chunk, in batches: the encoder states of one chunk are held at once.
 _CHUNK_BATCHES = 8
+# Target positions per LM-head step: bounds the (positions, vocabulary) logits, 200 MB for
+# bart-large-cnn's 50k vocabulary, and keeps a small model's logits in cache.
+_HEAD_ROWS = 1024
 
 
 def bart_scores(
@@ -156,6 +212,11 @@ def bart_scores(
     into chunks; within a chunk the encoder runs on batches of similar source length, then
     the decoder on batches of similar target length (the chunk's sources are similar too,
     so cross-attention pads little).  The LM head runs on real target positions only.
+
+    On CPU two chunks run at once, each with half of torch's threads (restored after): a
+    small model's operations are too short to keep several threads busy, and Python's share
+    of each step runs while the other stream computes.  Batches are the same either way, so
+    the scores are too.
     """
     _check_pairs(srcs, tgts)
     if batch_size < 1:
@@ -165,49 +226,79 @@ def bart_scores(
     net, tokenizer = load_bart(model, checkpoint, device)
     _check_bart(net)
     from tqdm.auto import tqdm
+
+    ids = _token_ids(tokenizer, [*srcs, *tgts], _max_length(net))
+    src_ids, tgt_ids = ids[: len(srcs)], ids[len(srcs):]
+    # Longest first: memory peaks on the first batches, so a too-large batch fails at once.
+    order = sorted(range(len(srcs)), key=lambda i: len(src_ids[i]), reverse=True)
+    chunks = _batches(order, batch_size * _CHUNK_BATCHES)
+    scores = [0.0] * len(srcs)
+    bar = tqdm(total=len(srcs), desc="BART-score", unit="pair", leave=False,
+               disable=not progress or None)
+
+    def run(chunk: list[int]) -> None:
+        with torch.inference_mode():  # thread-local: entered in each worker
+            _score_chunk(net, chunk, src_ids, tgt_ids, batch_size, scores, bar)
+
+    threads = torch.get_num_threads()
+    streams = 2 if next(net.parameters()).device.type == "cpu" and threads >= 2 else 1
+    with bar:
+        if streams == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                run(chunk)
+            return scores
+        from concurrent.futures import ThreadPoolExecutor
+
+        torch.set_num_threads(threads // streams)
+        pool = ThreadPoolExecutor(streams, thread_name_prefix="bart-score")
+        try:
+            for future in [pool.submit(run, chunk) for chunk in chunks]:
+                future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(threads)
+    return scores
+
+
+def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]],
+                 batch_size: int, scores: list[float], bar) -> None:
+    """Scores of the samples in `chunk` (indices, sorted by source length) into `scores`."""
     from transformers.models.bart.modeling_bart import shift_tokens_right
 
-    limit = _max_length(net)
-    src_ids = tokenizer(list(srcs), max_length=limit, truncation=True)["input_ids"]
-    tgt_ids = tokenizer(list(tgts), max_length=limit, truncation=True)["input_ids"]
     pad = net.config.pad_token_id
     start = net.config.decoder_start_token_id
     dev = next(net.parameters()).device
     encoder, decoder = net.get_encoder(), net.model.decoder
-    # Longest first: memory peaks on the first batch, so a too-large batch fails at once.
-    order = sorted(range(len(srcs)), key=lambda i: len(src_ids[i]), reverse=True)
-    scores = [0.0] * len(srcs)
-    bar = tqdm(total=len(srcs), desc="BART-score", unit="pair", leave=False,
-               disable=not progress or None)
-    with torch.inference_mode(), bar:
-        for chunk in _batches(order, batch_size * _CHUNK_BATCHES):
-            states: dict[int, torch.Tensor] = {}
-            for idx in _batches(chunk, batch_size):
-                ids, mask = _pad([src_ids[i] for i in idx], pad, dev)
-                hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-                for row, i in enumerate(idx):
-                    states[i] = hidden[row, : len(src_ids[i])]
-            by_target = sorted(chunk, key=lambda i: len(tgt_ids[i]), reverse=True)
-            for idx in _batches(by_target, batch_size):
-                enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx],
-                                                      batch_first=True)
-                enc_mask = _mask([len(src_ids[i]) for i in idx], dev)
-                t_ids, t_mask = _pad([tgt_ids[i] for i in idx], pad, dev)
-                hidden = decoder(
-                    input_ids=shift_tokens_right(t_ids, pad, start),
-                    encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,
-                ).last_hidden_state
-                keep = t_mask.bool()
-                # The LM head is a vocabulary-sized matmul: only on real target positions.
-                logits = net.lm_head(hidden[keep]) + net.final_logits_bias[0]
-                nll = torch.nn.functional.cross_entropy(logits.float(), t_ids[keep],
-                                                        reduction="none")
-                total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
-                total.index_add_(0, keep.nonzero()[:, 0], nll)
-                for i, value in zip(idx, (-total / t_mask.sum(dim=1)).tolist(), strict=True):
-                    scores[i] = value
-                bar.update(len(idx))
-    return scores
+    states: dict[int, torch.Tensor] = {}
+    for idx in _batches(chunk, batch_size):
+        ids, _ = _pad([src_ids[i] for i in idx], pad, dev)
+        mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
+        hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        for row, i in enumerate(idx):
+            states[i] = hidden[row, : len(src_ids[i])]
+    by_target = sorted(chunk, key=lambda i: len(tgt_ids[i]), reverse=True)
+    for idx in _batches(by_target, batch_size):
+        enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx], batch_first=True)
+        enc_mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
+        t_ids, t_mask = _pad([tgt_ids[i] for i in idx], pad, dev)
+        hidden = decoder(
+            input_ids=shift_tokens_right(t_ids, pad, start),
+            encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,
+        ).last_hidden_state
+        keep = t_mask.bool()
+        real, gold = hidden[keep], t_ids[keep]
+        # The LM head is a vocabulary-sized matmul: only on real target positions.
+        nll = torch.cat([
+            torch.nn.functional.cross_entropy(
+                (net.lm_head(real[r: r + _HEAD_ROWS]) + net.final_logits_bias[0]).float(),
+                gold[r: r + _HEAD_ROWS], reduction="none")
+            for r in range(0, len(gold), _HEAD_ROWS)
+        ])
+        total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
+        total.index_add_(0, keep.nonzero()[:, 0], nll)
+        for i, value in zip(idx, (-total / t_mask.sum(dim=1)).tolist(), strict=True):
+            scores[i] = value
+        bar.update(len(idx))
 
 
 def reference_scores(net, tokenizer, srcs: Sequence[str], tgts: Sequence[str],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 import torch
 from tiny_models import build_tiny_bart, tiny_bart_dir, torch_threads
 
+import imhi_bench.bart_score as bart_score
 from imhi_bench.bart_score import MAX_LENGTH, bart_scores, load_bart, reference_scores
 from imhi_bench.data import load_examples
 from imhi_bench.errors import ImhiError
@@ -76,6 +78,93 @@ def test_independent_of_order_and_batch(bart, pairs):
     # One sample alone gives the same score as inside a batch.
     alone = bart_scores([gens[7]], [golds[7]], model=bart, progress=False)
     assert alone[0] == pytest.approx(base[7], abs=1e-5)
+
+
+def _max_diff(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_two_cpu_streams_give_the_reference_scores(bart, pairs, reference, batch_size,
+                                                    monkeypatch):
+    """With 2+ torch threads on CPU, chunks run in two worker threads with half the torch
+    threads each; the scores stay the reference's and the thread count comes back."""
+    calls: list[tuple[str, int]] = []
+    real = bart_score._score_chunk
+
+    def spy(*args, **kwargs):
+        calls.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bart_score, "_score_chunk", spy)
+    with torch_threads(2):
+        ours = bart_scores(*pairs, model=bart, batch_size=batch_size, progress=False)
+        assert torch.get_num_threads() == 2
+    assert len(calls) > 1  # several chunks, so the streams were used
+    assert all(name.startswith("bart-score") and n == 1 for name, n in calls)
+    assert _max_diff(ours, reference) <= 1e-4
+
+
+def test_a_failing_stream_raises_and_restores_threads(bart, pairs, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(bart_score, "_score_chunk", boom)
+    with torch_threads(2):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            bart_scores(*pairs, model=bart, batch_size=1, progress=False)
+        assert torch.get_num_threads() == 2
+
+
+def test_eager_attention_gets_a_mask_it_can_add(bart, pairs, reference):
+    """The broadcast key mask is additive, so eager attention (which adds the mask to the
+    scores) gives the same numbers as SDPA."""
+    net, _ = load_bart(bart)
+    net.set_attn_implementation("eager")
+    try:
+        ours = bart_scores(*pairs, model=bart, batch_size=3, progress=False)
+    finally:
+        net.set_attn_implementation("sdpa")
+    assert _max_diff(ours, reference) <= 1e-4
+
+
+def test_token_ids_are_the_tokenizers_and_leave_its_settings(bart, pairs):
+    _, tok = load_bart(bart)
+    texts = [*pairs[0], *pairs[1]]
+    backend = tok.backend_tokenizer
+    backend.enable_truncation(max_length=7)  # settings a caller may have made
+    backend.enable_padding(length=9)
+    try:
+        before = (backend.truncation, backend.padding)
+        got = bart_score._token_ids(tok, texts, 50)
+        assert (backend.truncation, backend.padding) == before
+    finally:
+        backend.no_truncation()
+        backend.no_padding()
+    assert got == tok(texts, max_length=50, truncation=True)["input_ids"]
+    assert max(map(len, got)) == 50 and min(map(len, got)) < 50
+
+
+def test_token_ids_fall_back_to_the_tokenizers_own_call(bart, pairs):
+    _, tok = load_bart(bart)
+    texts = [*pairs[0], *pairs[1]]
+
+    class Lowering:
+        """A tokenizer that preprocesses in Python, which its backend alone would miss."""
+        backend_tokenizer = tok.backend_tokenizer
+
+        def __call__(self, batch, **kwargs):
+            return tok([t.lower() for t in batch], **kwargs)
+
+    class NoBackend:
+        def __call__(self, batch, **kwargs):
+            return tok(batch, **kwargs)
+
+    lowered = tok([t.lower() for t in texts], max_length=MAX_LENGTH, truncation=True)
+    assert lowered["input_ids"] != tok(texts, max_length=MAX_LENGTH, truncation=True)["input_ids"]
+    assert bart_score._token_ids(Lowering(), texts, MAX_LENGTH) == lowered["input_ids"]
+    assert bart_score._token_ids(NoBackend(), texts, MAX_LENGTH) == tok(
+        texts, max_length=MAX_LENGTH, truncation=True)["input_ids"]
 
 
 def test_formula_from_first_principles(bart):
