@@ -13,17 +13,20 @@ and both texts are truncated at 1024 tokens.  Per set the paper reports the mean
 log-softmax over every padded position); it is the oracle for tests and the benchmark.
 `bart_scores` computes the same numbers with less waste: every text is tokenised once; the
 encoder runs on batches of similar source length and the decoder on batches of similar
-target length (see `bart_scores`); the LM head and the NLL run on real target positions
-only; everything runs under `torch.inference_mode()`.  Padding never reaches a real
-position (encoder padding is masked, the decoder is causal and right-padded), so a sample's
-score does not depend on which batch it lands in, beyond float round-off (~1e-6).
+target length (see `bart_scores`); padding masks are passed pre-shaped, so transformers
+does not expand them per call; the LM head and the NLL run on real target positions only;
+everything runs under `torch.inference_mode()`; on CPU two streams of chunks share the
+cores.  Padding never reaches a real position (encoder padding is masked, the decoder is
+causal and right-padded), so a sample's score does not depend on which batch it lands in,
+beyond float round-off (~1e-6).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -236,9 +239,17 @@ def bart_scores(
     bar = tqdm(total=len(srcs), desc="BART-score", unit="pair", leave=False,
                disable=not progress or None)
 
+    lock, stop = threading.Lock(), threading.Event()
+
+    def record(idx: list[int], values: list[float]) -> None:
+        with lock:  # two streams may report at once
+            for i, value in zip(idx, values, strict=True):
+                scores[i] = value
+            bar.update(len(idx))
+
     def run(chunk: list[int]) -> None:
         with torch.inference_mode():  # thread-local: entered in each worker
-            _score_chunk(net, chunk, src_ids, tgt_ids, batch_size, scores, bar)
+            _score_chunk(net, chunk, src_ids, tgt_ids, batch_size, record, stop)
 
     threads = torch.get_num_threads()
     streams = 2 if next(net.parameters()).device.type == "cpu" and threads >= 2 else 1
@@ -254,6 +265,9 @@ def bart_scores(
         try:
             for future in [pool.submit(run, chunk) for chunk in chunks]:
                 future.result()
+        except BaseException:
+            stop.set()  # the other stream ends at its next batch instead of its chunk's end
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)
@@ -261,8 +275,10 @@ def bart_scores(
 
 
 def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]],
-                 batch_size: int, scores: list[float], bar) -> None:
-    """Scores of the samples in `chunk` (indices, sorted by source length) into `scores`."""
+                 batch_size: int, record: Callable[[list[int], list[float]], None],
+                 stop: threading.Event | None = None) -> None:
+    """Scores of the samples in `chunk` (indices, sorted by source length), handed to
+    `record(indices, scores)` batch by batch; returns early once `stop` is set."""
     from transformers.models.bart.modeling_bart import shift_tokens_right
 
     pad = net.config.pad_token_id
@@ -271,6 +287,8 @@ def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[
     encoder, decoder = net.get_encoder(), net.model.decoder
     states: dict[int, torch.Tensor] = {}
     for idx in _batches(chunk, batch_size):
+        if stop is not None and stop.is_set():
+            return
         ids, _ = _pad([src_ids[i] for i in idx], pad, dev)
         mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
         hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -278,6 +296,8 @@ def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[
             states[i] = hidden[row, : len(src_ids[i])]
     by_target = sorted(chunk, key=lambda i: len(tgt_ids[i]), reverse=True)
     for idx in _batches(by_target, batch_size):
+        if stop is not None and stop.is_set():
+            return
         enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx], batch_first=True)
         enc_mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
         t_ids, t_mask = _pad([tgt_ids[i] for i in idx], pad, dev)
@@ -296,9 +316,7 @@ def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[
         ])
         total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
         total.index_add_(0, keep.nonzero()[:, 0], nll)
-        for i, value in zip(idx, (-total / t_mask.sum(dim=1)).tolist(), strict=True):
-            scores[i] = value
-        bar.update(len(idx))
+        record(idx, (-total / t_mask.sum(dim=1)).tolist())
 
 
 def reference_scores(net, tokenizer, srcs: Sequence[str], tgts: Sequence[str],

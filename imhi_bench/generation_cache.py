@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imhi_bench.errors import ImhiError
+from imhi_bench.sqlite_wal import enable_wal
 
 CACHE_DIR_ENV = "IMHI_CACHE_DIR"
 FILE_NAME = "generations.sqlite"
@@ -53,7 +54,7 @@ class GenerationCache:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             # WAL + NORMAL: a commit per generation costs no fsync, and a crash still
             # keeps every committed row.
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._db, timeout_s=30)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, "

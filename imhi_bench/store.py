@@ -66,6 +66,7 @@ from sqlalchemy.orm import (
 
 from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.sets import FORMATS, get_set
+from imhi_bench.sqlite_wal import enable_wal
 
 DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
@@ -293,10 +294,9 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     # transaction handling breaks SAVEPOINT and transactional DDL.
     dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
-    # WAL: the leaderboard reads while an eval writes.  The busy timeout makes a second
-    # writer wait for the lock instead of failing at once.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout makes a second writer wait for the lock instead of failing at once.
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    enable_wal(cur, SQLITE_BUSY_TIMEOUT_MS / 1000)  # the leaderboard reads while eval writes
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 

@@ -116,6 +116,23 @@ def test_a_failing_stream_raises_and_restores_threads(bart, pairs, monkeypatch):
         assert torch.get_num_threads() == 2
 
 
+def test_a_stopped_chunk_scores_nothing_more(bart, pairs):
+    """After one stream fails, the other stops at its next batch (not its chunk's end)."""
+    net, tok = load_bart(bart)
+    ids = tok([*pairs[0], *pairs[1]], max_length=MAX_LENGTH, truncation=True)["input_ids"]
+    n = len(pairs[0])
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def record(idx, values):
+        seen.extend(idx)
+        stop.set()
+
+    with torch.inference_mode():
+        bart_score._score_chunk(net, list(range(n)), ids[:n], ids[n:], 2, record, stop)
+    assert len(seen) == 2
+
+
 def test_eager_attention_gets_a_mask_it_can_add(bart, pairs, reference):
     """The broadcast key mask is additive, so eager attention (which adds the mask to the
     scores) gives the same numbers as SDPA."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from imhi_bench.commands.db import add_db_args
 from imhi_bench.errors import ImhiError
 from imhi_bench.reported import REPORTED
 from imhi_bench.sets import SET_NAMES, UNSEEN_SETS
+from imhi_bench.sqlite_wal import enable_wal
 from imhi_bench.store import Model, Prompt, Run, Sample, SetResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -434,19 +436,47 @@ def test_concurrent_writers_all_succeed(url):
         assert s.scalar(select(func.count()).select_from(Prompt)) == 1
 
 
-def test_several_openers_of_the_same_new_store_at_once_all_succeed(url):
-    errors: list[BaseException] = []
+def test_several_openers_of_the_same_new_store_at_once_all_succeed(tmp_path):
+    """Six threads open one new SQLite store at once, 40 times over: the switch to WAL
+    deadlocks between two of them now and then (1 round in 9 before the retry)."""
+    for attempt in range(40):
+        url = f"sqlite:///{tmp_path / f'store{attempt}.sqlite'}"
+        errors: list[BaseException] = []
 
-    def opener() -> None:
-        try:
-            store.open_store(url)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        def opener(url: str = url, errors: list[BaseException] = errors) -> None:
+            try:
+                store.open_store(url)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
 
-    threads = [threading.Thread(target=opener) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert counts(store.open_store(url))["runs"] == len(REPORTED)  # loaded once, not 6 times
+        threads = [threading.Thread(target=opener) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {attempt}"
+        assert counts(store.open_store(url))["runs"] == len(REPORTED)  # loaded once, not 6x
+
+
+class _LockedCursor:
+    """A DB-API cursor whose first `locked` WAL switches fail as SQLite's deadlock answer."""
+
+    def __init__(self, locked: int, message: str = "database is locked") -> None:
+        self.locked, self.message, self.calls = locked, message, 0
+
+    def execute(self, sql: str) -> None:
+        self.calls += 1
+        if self.calls <= self.locked:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_wal_switch_retries_a_locked_answer_until_the_timeout():
+    cursor = _LockedCursor(locked=3)
+    enable_wal(cursor, timeout_s=30)
+    assert cursor.calls == 4
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        enable_wal(_LockedCursor(locked=1, message="disk I/O error"), timeout_s=30)  # not retried
+    forever = _LockedCursor(locked=10**9)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        enable_wal(forever, timeout_s=0.05)
+    assert 1 < forever.calls < 30
