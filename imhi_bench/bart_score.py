@@ -124,7 +124,7 @@ def _key_mask(net, lengths: list[int], device) -> torch.Tensor:
     """The padding mask over keys, for the encoder and the cross-attention.
 
     Given a 2-D mask, transformers expands it to a (batch, 1, queries, keys) tensor on every
-    call, which cost as much as a quarter of the attention itself here.  SDPA and eager
+    call, which cost a third as much as the attention itself on the tiny BART.  SDPA and eager
     attention take a broadcastable 4-D mask as is, so those get (batch, 1, 1, keys), additive
     (eager adds it to the scores); other kernels (flash-attention) need the 2-D mask.
     """

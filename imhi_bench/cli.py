@@ -16,6 +16,7 @@ from imhi_bench.sets import NON_CLINICAL_NOTICE
 COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.commands.data",
     "imhi_bench.commands.eval",
+    "imhi_bench.commands.cache",
     "imhi_bench.commands.score",
     "imhi_bench.commands.labeler",
     "imhi_bench.commands.meta_eval",

@@ -36,6 +36,10 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("imhi-bench"))
 
 
+_MODELS_TABLE = ("CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, "
+                 "identity TEXT NOT NULL, last_used REAL NOT NULL)")
+
+
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -59,6 +63,13 @@ class GenerationCache:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, "
                 "model TEXT NOT NULL, generation TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            # The model keys are hashes: this table lets `imhi-bench cache` name them.
+            self._db.execute(_MODELS_TABLE)
+            self._db.execute(
+                "INSERT INTO models (key, identity, last_used) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET last_used = excluded.last_used",
+                (self.model_key, _canonical(model_identity), time.time()),
             )
         except (OSError, sqlite3.Error) as e:
             raise ImhiError(
@@ -92,6 +103,107 @@ class GenerationCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open_existing(path: Path) -> sqlite3.Connection | None:
+    """The cache file at `path` for `imhi-bench cache`, or None if nothing is cached there."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as e:
+        raise ImhiError(f"{path} is not a readable generation cache ({e}): pass --cache-dir "
+                        "with the folder eval used") from None
+    if "generations" not in tables:
+        db.close()
+        raise ImhiError(f"{path} is not a generation cache (no generations table): pass "
+                        "--cache-dir with the folder eval used")
+    if "models" not in tables:  # made before models were recorded
+        db.execute(_MODELS_TABLE)
+    return db
+
+
+def summary(cache_dir: str | os.PathLike) -> dict:
+    """What the cache in `cache_dir` holds: its file, size and generations per model."""
+    path = Path(cache_dir) / FILE_NAME
+    out: dict = {"path": str(path), "bytes": 0, "generations": 0, "models": []}
+    db = _open_existing(path)
+    if db is None:
+        return out
+    with db:
+        rows = db.execute(
+            "SELECT g.model, m.identity, COUNT(*), MAX(g.created) FROM generations g "
+            "LEFT JOIN models m ON m.key = g.model GROUP BY g.model ORDER BY MAX(g.created) DESC"
+        ).fetchall()
+    db.close()
+    out["bytes"] = _size(path)
+    for key, identity, count, newest in rows:
+        out["models"].append({"key": key, "identity": json.loads(identity) if identity else None,
+                              "generations": count, "newest": newest})
+        out["generations"] += count
+    return out
+
+
+def _size(path: Path) -> int:
+    # WAL mode keeps recent pages in the -wal file beside the database.
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.is_file())
+
+
+def prune(cache_dir: str | os.PathLike, *, older_than_days: float | None = None,
+          model: str | None = None, everything: bool = False) -> dict:
+    """Delete cached generations: those made more than `older_than_days` ago, those of
+    `model` (its path or hub id as given to eval, or a key prefix from `summary`), or all.
+    One transaction; the file is then compacted.  Returns counts and bytes freed."""
+    if sum(x is not None and x is not False for x in (older_than_days, model, everything)) != 1:
+        raise ImhiError("say what to prune: one of --older-than DAYS, --model MODEL or --all")
+    if older_than_days is not None and not older_than_days >= 0:
+        raise ImhiError(f"--older-than must be a number of days >= 0, not {older_than_days}")
+    path = Path(cache_dir) / FILE_NAME
+    db = _open_existing(path)
+    if db is None:
+        return {"path": str(path), "removed": 0, "bytes_freed": 0, "compacted": True}
+    before = _size(path)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        if everything:
+            where, params = "1", ()
+        elif older_than_days is not None:
+            where, params = "created < ?", (time.time() - older_than_days * 86400,)
+        else:
+            keys = _model_keys(db, model)
+            where, params = f"model IN ({','.join('?' * len(keys))})", tuple(keys)
+        removed = db.execute(f"DELETE FROM generations WHERE {where}", params).rowcount
+        db.execute("DELETE FROM models WHERE key NOT IN (SELECT DISTINCT model FROM generations)")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()
+        raise
+    compacted = True
+    try:  # give the space back; an eval using the cache right now blocks this, not the delete
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError:
+        compacted = False
+    db.close()
+    return {"path": str(path), "removed": removed, "bytes_freed": max(0, before - _size(path)),
+            "compacted": compacted}
+
+
+def _model_keys(db: sqlite3.Connection, model: str) -> list[str]:
+    wanted = {model, str(Path(model).expanduser().resolve())}
+    keys = [key for key, identity in db.execute("SELECT key, identity FROM models")
+            if json.loads(identity).get("model") in wanted]
+    if not keys and len(model) >= 8:
+        keys = [k for (k,) in db.execute("SELECT DISTINCT model FROM generations")
+                if k.startswith(model)]
+    if not keys:
+        raise ImhiError(f"no cached generations for model {model!r}: imhi-bench cache info "
+                        "lists the cached models")
+    return keys
 
 
 def cached_lm(lm, cache: GenerationCache):

@@ -468,3 +468,21 @@ def test_gpu_token_budget_and_out_of_memory_halving(monkeypatch):
     assert out == [f"g{i}" for i in range(8)]  # order kept
     assert tried[:3] == [8, 4, 2]
     assert lm.max_batch_tokens is not None  # later batches use a smaller budget
+
+
+def test_cache_info_and_prune_after_a_real_eval(tiny_llama, tmp_path, capsys):
+    """eval's cache names the model for `cache info`; after `cache prune --model` the same
+    eval generates everything again instead of reusing."""
+    cache = tmp_path / "cache"
+    args = ["eval", "--model", str(tiny_llama), "--tasks", "imhi_dr", "--limit", "3",
+            "--max-new-tokens", "4", "--bootstrap", "50", "--cache-dir", str(cache), "--no-db"]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert "3 generated, 0 reused" in capsys.readouterr().out
+    assert main(["cache", "info", "--cache-dir", str(cache), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [(m["identity"]["model"], m["generations"]) for m in info["models"]] == [
+        (str(tiny_llama), 3)]
+    assert main(["cache", "prune", "--cache-dir", str(cache), "--model", str(tiny_llama)]) == 0
+    assert "removed 3 generations" in capsys.readouterr().out
+    assert main([*args, "--output", str(tmp_path / "b")]) == 0
+    assert "3 generated, 0 reused" in capsys.readouterr().out
