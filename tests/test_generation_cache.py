@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
+from concurrency import errors_in_threads
 
 from imhi_bench.cli import main
 from imhi_bench.generation_cache import FILE_NAME, GenerationCache, prune, summary
@@ -19,22 +19,13 @@ def test_workers_opening_a_new_cache_at_once_all_succeed_and_share_it(tmp_path):
     sqlite_wal); every opener must still get the cache, and see the others' rows."""
     for attempt in range(30):
         path = tmp_path / f"cache{attempt}.sqlite"
-        errors: list[BaseException] = []
 
-        def opener(k: int, path=path, errors=errors) -> None:
-            try:
-                cache = GenerationCache(path, {"model": "m"})
-                cache.put(cache.key(f"prompt {k}", {}), f"generation {k}")
-                cache.close()
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
+        def opener(k: int, path=path) -> None:
+            cache = GenerationCache(path, {"model": "m"})
+            cache.put(cache.key(f"prompt {k}", {}), f"generation {k}")
+            cache.close()
 
-        threads = [threading.Thread(target=opener, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == [], f"round {attempt}"
+        assert errors_in_threads(opener, 6) == [], f"round {attempt}"
         reader = GenerationCache(path, {"model": "m"})
         keys = [reader.key(f"prompt {k}", {}) for k in range(6)]
         assert sorted(reader.get_many(keys).values()) == [f"generation {k}" for k in range(6)]

@@ -10,10 +10,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
+from concurrency import errors_in_threads
 from sqlalchemy import func, select, text, update
 
 from imhi_bench import store
@@ -412,24 +412,15 @@ def test_record_run_by_url_and_default_store(url, monkeypatch):
 
 def test_concurrent_writers_all_succeed(url):
     store.open_store(url)
-    errors: list[BaseException] = []
 
     def writer(k: int) -> None:
-        try:
-            factory = store.open_store(url)  # own engine, own connections
-            for i in range(5):
-                store.record_run(factory, model={"name": f"w{k}"}, run={},
-                                 results=score_json(DR=float(i)),
-                                 samples=[sample("DR", 0, prompt="shared prompt")])
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        factory = store.open_store(url)  # own engine, own connections
+        for i in range(5):
+            store.record_run(factory, model={"name": f"w{k}"}, run={},
+                             results=score_json(DR=float(i)),
+                             samples=[sample("DR", 0, prompt="shared prompt")])
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert errors_in_threads(writer, 4) == []
     with store.open_store(url)() as s:
         assert s.scalar(select(func.count()).select_from(Run)
                         .where(Run.source == "reproduced")) == 20
@@ -441,20 +432,8 @@ def test_several_openers_of_the_same_new_store_at_once_all_succeed(tmp_path):
     deadlocks between two of them now and then (1 round in 9 before the retry)."""
     for attempt in range(40):
         url = f"sqlite:///{tmp_path / f'store{attempt}.sqlite'}"
-        errors: list[BaseException] = []
-
-        def opener(url: str = url, errors: list[BaseException] = errors) -> None:
-            try:
-                store.open_store(url)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        threads = [threading.Thread(target=opener) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == [], f"round {attempt}"
+        assert errors_in_threads(lambda _k, url=url: store.open_store(url), 6) == [], \
+            f"round {attempt}"
         assert counts(store.open_store(url))["runs"] == len(REPORTED)  # loaded once, not 6x
 
 
