@@ -25,6 +25,8 @@ from imhi_bench.sqlite_wal import enable_wal
 
 CACHE_DIR_ENV = "IMHI_CACHE_DIR"
 FILE_NAME = "generations.sqlite"
+# How long a connection waits for another process's lock on the file (workers share it).
+BUSY_TIMEOUT_S = 30.0
 
 
 def default_cache_dir() -> Path:
@@ -55,10 +57,10 @@ class GenerationCache:
         self.written: set[str] = set()  # keys stored in this run
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             # WAL + NORMAL: a commit per generation costs no fsync, and a crash still
             # keeps every committed row.
-            enable_wal(self._db, timeout_s=30)
+            enable_wal(self._db, timeout_s=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, "
@@ -110,7 +112,7 @@ def _open_existing(path: Path) -> sqlite3.Connection | None:
     if not path.is_file():
         return None
     try:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.Error as e:
         raise ImhiError(f"{path} is not a readable generation cache ({e}): pass --cache-dir "
@@ -119,8 +121,12 @@ def _open_existing(path: Path) -> sqlite3.Connection | None:
         db.close()
         raise ImhiError(f"{path} is not a generation cache (no generations table): pass "
                         "--cache-dir with the folder eval used")
-    if "models" not in tables:  # made before models were recorded
-        db.execute(_MODELS_TABLE)
+    try:
+        db.execute(_MODELS_TABLE)  # a cache made before models were recorded lacks it
+    except sqlite3.Error as e:
+        db.close()
+        raise ImhiError(f"cannot update the generation cache {path} ({e}): retry when no "
+                        "eval is starting, or check the file's permissions") from None
     return db
 
 
@@ -176,10 +182,13 @@ def prune(cache_dir: str | os.PathLike, *, older_than_days: float | None = None,
         removed = db.execute(f"DELETE FROM generations WHERE {where}", params).rowcount
         db.execute("DELETE FROM models WHERE key NOT IN (SELECT DISTINCT model FROM generations)")
         db.execute("COMMIT")
-    except BaseException:
+    except BaseException as e:
         if db.in_transaction:
             db.execute("ROLLBACK")
         db.close()
+        if isinstance(e, sqlite3.Error):
+            raise ImhiError(f"could not prune the generation cache {path} ({e}); nothing was "
+                            "deleted: retry when no eval is writing to it") from None
         raise
     compacted = True
     try:  # give the space back; an eval using the cache right now blocks this, not the delete

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from concurrency import errors_in_threads
 
+from imhi_bench import generation_cache
 from imhi_bench.cli import main
 from imhi_bench.generation_cache import FILE_NAME, GenerationCache, prune, summary
 
@@ -116,3 +117,17 @@ def test_a_cache_from_before_models_were_recorded_still_lists(tmp_path, capsys):
     code, out, _ = cli(capsys, "info", "--cache-dir", str(tmp_path))
     assert code == 0 and "(unnamed, key feedbeefcafe)" in out
     assert prune(tmp_path, model="feedbeefcafe")["removed"] == 1
+
+
+def test_prune_while_another_process_writes_deletes_nothing(tmp_path, capsys, monkeypatch):
+    fill(tmp_path, "some/model", 4)
+    monkeypatch.setattr(generation_cache, "BUSY_TIMEOUT_S", 0.2)
+    writer = sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an eval committing a generation, for longer
+    try:
+        code, _, err = cli(capsys, "prune", "--cache-dir", str(tmp_path), "--all")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert code == 2 and "nothing was deleted" in err and err.count("\n") == 1
+    assert summary(tmp_path)["generations"] == 4
