@@ -18,7 +18,7 @@ threads scaled best (reference 1.40-1.52 s, ours 0.52-0.54 s). The 3x target is 
 some of the time. Ours is near this CPU's floor for the model: it spends 1.0 CPU-second
 (tokenising 0.16 s; the attention and vocabulary softmaxes most of the rest, which both
 sides must compute for every real token) with both cores busy; the reference spends about
-3 CPU-seconds. With --threads 1 (one stream) the ratio is about 2.2x.
+3 CPU-seconds. With --threads 1 (one stream) the ratio was 2.0x-2.3x.
 
     python benchmarks/bench_quality.py [--pairs 500] [--batch-size 16] [--repeats 5] [--threads N]
 """
