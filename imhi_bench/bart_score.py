@@ -31,16 +31,13 @@ from pathlib import Path
 
 import torch
 
+from imhi_bench.backends import default_device
 from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.quality import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
 
 MAX_LENGTH = 1024
 # For documentation: the BARTScore README's value with bart-large-cnn (no ParaBank).
 README_EXAMPLE = (["This is interesting."], ["This is fun."], -2.510652780532837)
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_bart(
@@ -173,10 +170,10 @@ def _token_ids(tokenizer, texts: list[str], limit: int) -> list[list[int]]:
     return ids
 
 
-def _pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(seqs: list[list[int]], pad_id: int, device) -> torch.Tensor:
     width = max(len(s) for s in seqs)
     ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], dtype=torch.long)
-    return ids.to(device), _mask([len(s) for s in seqs], device)
+    return ids.to(device)
 
 
 def _check_bart(net) -> None:
@@ -289,7 +286,7 @@ def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[
     for idx in _batches(chunk, batch_size):
         if stop is not None and stop.is_set():
             return
-        ids, _ = _pad([src_ids[i] for i in idx], pad, dev)
+        ids = _pad([src_ids[i] for i in idx], pad, dev)
         mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
         hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         for row, i in enumerate(idx):
@@ -300,7 +297,8 @@ def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[
             return
         enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx], batch_first=True)
         enc_mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
-        t_ids, t_mask = _pad([tgt_ids[i] for i in idx], pad, dev)
+        t_ids = _pad([tgt_ids[i] for i in idx], pad, dev)
+        t_mask = _mask([len(tgt_ids[i]) for i in idx], dev)
         hidden = decoder(
             input_ids=shift_tokens_right(t_ids, pad, start),
             encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from imhi_bench.backends import default_device
 from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.sets import SETS, get_set
 
@@ -55,12 +56,6 @@ def paper_to_canonical(set_name: str) -> dict[str, str]:
     """The paper's class name -> our class name, for one set."""
     s = get_set(set_name)
     return dict(zip(PAPER_CLASS_NAMES[s.name], s.classes, strict=True))
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --------------------------------------------------------------------------------------
