@@ -13,17 +13,19 @@ and both texts are truncated at 1024 tokens.  Per set the paper reports the mean
 log-softmax over every padded position); it is the oracle for tests and the benchmark.
 `bart_scores` computes the same numbers with less waste: every text is tokenised once; the
 encoder runs on batches of similar source length and the decoder on batches of similar
-target length (see `bart_scores`); padding masks are passed pre-shaped, so transformers
-does not expand them per call; the LM head and the NLL run on real target positions only;
-everything runs under `torch.inference_mode()`; on CPU two streams of chunks share the
-cores.  Padding never reaches a real position (encoder padding is masked, the decoder is
-causal and right-padded), so a sample's score does not depend on which batch it lands in,
-beyond float round-off (~1e-6).
+target and source length, long samples in small batches and short ones in large (see
+`_plan`); padding masks are passed pre-shaped, so transformers does not expand them per
+call; the LM head and the NLL run on real target positions only; everything runs under
+`torch.inference_mode()`; on CPU two streams of batches share the cores.  Padding never
+reaches a real position (encoder padding is masked, the decoder is causal and
+right-padded), so a sample's score does not depend on which batch it lands in, beyond
+float round-off (~1e-6).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -184,15 +186,69 @@ def _check_bart(net) -> None:
         )
 
 
-def _batches(items: list[int], size: int) -> list[list[int]]:
+def _budget_batches(order: list[int], lengths: list[int], tokens: float) -> list[list[int]]:
+    """`order` (longest first) cut into batches whose size times their longest length stays
+    within `tokens` (one sample at least): long samples go in small batches, short ones in
+    large batches, so every batch costs about the same and pads little."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * lengths[out[-1][0]] <= tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _split(items: list[int], parts: int) -> list[list[int]]:
+    size = -(-len(items) // parts)
     return [items[i: i + size] for i in range(0, len(items), size)]
 
 
-# Samples per chunk, in batches: the encoder states of one chunk are held at once.
-_CHUNK_BATCHES = 8
+# Encoder states held at once, in floats (256 MB in fp32): bounds the memory of a chunk.
+_STATE_FLOATS = 2**26
+# Decoder batches are cut in strips of this many batches of similar target length; within a
+# strip, by source length, so both the self- and the cross-attention pad little.
+_STRIP_BATCHES = 3
 # Target positions per LM-head step: bounds the (positions, vocabulary) logits, 200 MB for
 # bart-large-cnn's 50k vocabulary, and keeps a small model's logits in cache.
 _HEAD_ROWS = 1024
+
+
+def _plan(src_len: list[int], tgt_len: list[int], batch_size: int, width: int
+          ) -> list[tuple[list[list[int]], list[list[int]]]]:
+    """Chunks of samples as (encoder batches, decoder batches), longest first (memory
+    peaks on the first batches, so a batch size too large for the device fails at once).
+
+    Batches hold about `batch_size` samples of average length (see `_budget_batches`).
+    Attention costs grow with the square of the padded length, and source and target
+    lengths are unrelated, so the encoder is batched by source length and the decoder in
+    2-D strips (`_STRIP_BATCHES`); a chunk's encoder states (`width` floats per source
+    token) stay within `_STATE_FLOATS`.
+    """
+    n = len(src_len)
+    src_tokens = batch_size * sum(src_len) / n
+    tgt_tokens = batch_size * sum(tgt_len) / n
+    by_target = sorted(range(n), key=lambda i: tgt_len[i], reverse=True)
+    chunks: list[list[int]] = [[]]
+    held = 0
+    for i in by_target:
+        if chunks[-1] and (held + src_len[i]) * width > _STATE_FLOATS:
+            chunks.append([])
+            held = 0
+        chunks[-1].append(i)
+        held += src_len[i]
+    plan = []
+    for chunk in chunks:
+        by_source = sorted(chunk, key=lambda i: src_len[i], reverse=True)
+        encode = _budget_batches(by_source, src_len, src_tokens)
+        decode = []
+        for strip in _budget_batches(chunk, tgt_len, tgt_tokens * _STRIP_BATCHES):
+            # As many batches as the strip's padded targets need, up to _STRIP_BATCHES.
+            parts = math.ceil(len(strip) * tgt_len[strip[0]] / tgt_tokens)
+            strip = sorted(strip, key=lambda i: src_len[i], reverse=True)
+            decode += _split(strip, max(1, min(parts, _STRIP_BATCHES)))
+        plan.append((encode, decode))
+    return plan
 
 
 def bart_scores(
@@ -208,15 +264,15 @@ def bart_scores(
     """BART-score of each (source, target) pair, in input order (see the module doc).
 
     Padding is the cost to cut, and source and target lengths are unrelated, so the two
-    halves of the model are batched separately: samples sorted by source length are cut
-    into chunks; within a chunk the encoder runs on batches of similar source length, then
-    the decoder on batches of similar target length (the chunk's sources are similar too,
-    so cross-attention pads little).  The LM head runs on real target positions only.
+    halves of the model are batched separately (`_plan`): the encoder states of a chunk
+    of samples are computed in batches of similar source length, then the decoder runs on
+    batches of similar target and source length.  The LM head runs on real target
+    positions only.  `batch_size` is the number of average-length samples per batch.
 
-    On CPU two chunks run at once, each with half of torch's threads (restored after): a
-    small model's operations are too short to keep several threads busy, and Python's share
-    of each step runs while the other stream computes.  Batches are the same either way, so
-    the scores are too.
+    On CPU two streams run batches at once, each with half of torch's threads (restored
+    after): a small model's operations are too short to keep several threads busy, and
+    Python's share of each step runs while the other stream computes.  Batches are the
+    same either way, so the scores are too.
     """
     _check_pairs(srcs, tgts)
     if batch_size < 1:
@@ -229,13 +285,11 @@ def bart_scores(
 
     ids = _token_ids(tokenizer, [*srcs, *tgts], _max_length(net))
     src_ids, tgt_ids = ids[: len(srcs)], ids[len(srcs):]
-    # Longest first: memory peaks on the first batches, so a too-large batch fails at once.
-    order = sorted(range(len(srcs)), key=lambda i: len(src_ids[i]), reverse=True)
-    chunks = _batches(order, batch_size * _CHUNK_BATCHES)
+    plan = _plan([len(x) for x in src_ids], [len(x) for x in tgt_ids], batch_size,
+                 net.config.d_model)
     scores = [0.0] * len(srcs)
     bar = tqdm(total=len(srcs), desc="BART-score", unit="pair", leave=False,
                disable=not progress or None)
-
     lock, stop = threading.Lock(), threading.Event()
 
     def record(idx: list[int], values: list[float]) -> None:
@@ -244,77 +298,97 @@ def bart_scores(
                 scores[i] = value
             bar.update(len(idx))
 
-    def run(chunk: list[int]) -> None:
-        with torch.inference_mode():  # thread-local: entered in each worker
-            _score_chunk(net, chunk, src_ids, tgt_ids, batch_size, record, stop)
+    def task(fn: Callable[..., None], *args) -> Callable[[], None]:
+        def run() -> None:
+            if stop.is_set():  # another batch failed: the rest are not worth running
+                return
+            try:
+                with torch.inference_mode():  # thread-local: entered in each worker
+                    fn(net, *args)
+            except BaseException:
+                stop.set()
+                raise
+        return run
 
     threads = torch.get_num_threads()
     streams = 2 if next(net.parameters()).device.type == "cpu" and threads >= 2 else 1
-    with bar:
-        if streams == 1 or len(chunks) == 1:
-            for chunk in chunks:
-                run(chunk)
-            return scores
+    pool = None
+    if streams > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         torch.set_num_threads(threads // streams)
         pool = ThreadPoolExecutor(streams, thread_name_prefix="bart-score")
-        try:
-            for future in [pool.submit(run, chunk) for chunk in chunks]:
-                future.result()
-        except BaseException:
-            stop.set()  # the other stream ends at its next batch instead of its chunk's end
-            raise
-        finally:
+
+    def run_all(tasks: list[Callable[[], None]]) -> None:
+        if pool is None:
+            for fn in tasks:
+                fn()
+            return
+        for future in [pool.submit(fn) for fn in tasks]:
+            future.result()
+
+    try:
+        with bar:
+            for encode, decode in plan:
+                states: dict[int, torch.Tensor] = {}
+                run_all([task(_encode, idx, src_ids, states) for idx in encode])
+                run_all([task(_decode, idx, src_ids, tgt_ids, states, record)
+                         for idx in decode])
+    finally:
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)
     return scores
 
 
-def _score_chunk(net, chunk: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]],
-                 batch_size: int, record: Callable[[list[int], list[float]], None],
-                 stop: threading.Event | None = None) -> None:
-    """Scores of the samples in `chunk` (indices, sorted by source length), handed to
-    `record(indices, scores)` batch by batch; returns early once `stop` is set."""
+def _encode(net, idx: list[int], src_ids: list[list[int]], states: dict[int, torch.Tensor]
+            ) -> None:
+    """Encoder states of the samples `idx`, unpadded, into `states`."""
+    dev = next(net.parameters()).device
+    ids = _pad([src_ids[i] for i in idx], net.config.pad_token_id, dev)
+    mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
+    hidden = net.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    for row, i in enumerate(idx):
+        states[i] = hidden[row, : len(src_ids[i])]
+
+
+def _decode(net, idx: list[int], src_ids: list[list[int]], tgt_ids: list[list[int]],
+            states: dict[int, torch.Tensor],
+            record: Callable[[list[int], list[float]], None]) -> None:
+    """Scores of the samples `idx` (encoded in `states`), handed to `record(idx, scores)`."""
     from transformers.models.bart.modeling_bart import shift_tokens_right
 
     pad = net.config.pad_token_id
-    start = net.config.decoder_start_token_id
     dev = next(net.parameters()).device
-    encoder, decoder = net.get_encoder(), net.model.decoder
-    states: dict[int, torch.Tensor] = {}
-    for idx in _batches(chunk, batch_size):
-        if stop is not None and stop.is_set():
-            return
-        ids = _pad([src_ids[i] for i in idx], pad, dev)
-        mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
-        hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        for row, i in enumerate(idx):
-            states[i] = hidden[row, : len(src_ids[i])]
-    by_target = sorted(chunk, key=lambda i: len(tgt_ids[i]), reverse=True)
-    for idx in _batches(by_target, batch_size):
-        if stop is not None and stop.is_set():
-            return
-        enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx], batch_first=True)
-        enc_mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
-        t_ids = _pad([tgt_ids[i] for i in idx], pad, dev)
-        t_mask = _mask([len(tgt_ids[i]) for i in idx], dev)
-        hidden = decoder(
-            input_ids=shift_tokens_right(t_ids, pad, start),
-            encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,
-        ).last_hidden_state
-        keep = t_mask.bool()
-        real, gold = hidden[keep], t_ids[keep]
-        # The LM head is a vocabulary-sized matmul: only on real target positions.
-        nll = torch.cat([
-            torch.nn.functional.cross_entropy(
-                (net.lm_head(real[r: r + _HEAD_ROWS]) + net.final_logits_bias[0]).float(),
-                gold[r: r + _HEAD_ROWS], reduction="none")
-            for r in range(0, len(gold), _HEAD_ROWS)
-        ])
-        total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
-        total.index_add_(0, keep.nonzero()[:, 0], nll)
-        record(idx, (-total / t_mask.sum(dim=1)).tolist())
+    enc = torch.nn.utils.rnn.pad_sequence([states.pop(i) for i in idx], batch_first=True)
+    enc_mask = _key_mask(net, [len(src_ids[i]) for i in idx], dev)
+    t_ids = _pad([tgt_ids[i] for i in idx], pad, dev)
+    t_mask = _mask([len(tgt_ids[i]) for i in idx], dev)
+    hidden = net.model.decoder(
+        input_ids=shift_tokens_right(t_ids, pad, net.config.decoder_start_token_id),
+        encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False,
+    ).last_hidden_state
+    keep = t_mask.bool()
+    real, gold = hidden[keep], t_ids[keep]
+    # The LM head is a vocabulary-sized matmul: only on real target positions.
+    nll = torch.cat([
+        torch.nn.functional.cross_entropy(
+            _logits(net, real[r: r + _HEAD_ROWS]).float(), gold[r: r + _HEAD_ROWS],
+            reduction="none")
+        for r in range(0, len(gold), _HEAD_ROWS)
+    ])
+    total = torch.zeros(len(idx), dtype=nll.dtype, device=nll.device)
+    total.index_add_(0, keep.nonzero()[:, 0], nll)
+    record(idx, (-total / t_mask.sum(dim=1)).tolist())
+
+
+def _logits(net, hidden: torch.Tensor) -> torch.Tensor:
+    """BART's LM head plus its `final_logits_bias`; a plain linear head takes the bias in
+    its matmul, which saves a pass over the (positions, vocabulary) logits."""
+    head, bias = net.lm_head, net.final_logits_bias[0]
+    if type(head) is torch.nn.Linear and head.bias is None:
+        return torch.nn.functional.linear(hidden, head.weight, bias)
+    return head(hidden) + bias
 
 
 def reference_scores(net, tokenizer, srcs: Sequence[str], tgts: Sequence[str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 import torch
@@ -87,21 +88,23 @@ def _max_diff(a: list[float], b: list[float]) -> float:
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_two_cpu_streams_give_the_reference_scores(bart, pairs, reference, batch_size,
                                                     monkeypatch):
-    """With 2+ torch threads on CPU, chunks run in two worker threads with half the torch
+    """With 2+ torch threads on CPU, batches run in two worker threads with half the torch
     threads each; the scores stay the reference's and the thread count comes back."""
-    calls: list[tuple[str, int]] = []
-    real = bart_score._score_chunk
+    calls: list[tuple[str, str, int]] = []
 
-    def spy(*args, **kwargs):
-        calls.append((threading.current_thread().name, torch.get_num_threads()))
-        return real(*args, **kwargs)
+    def spy(name, real):
+        def run(*args, **kwargs):
+            calls.append((name, threading.current_thread().name, torch.get_num_threads()))
+            return real(*args, **kwargs)
+        return run
 
-    monkeypatch.setattr(bart_score, "_score_chunk", spy)
+    monkeypatch.setattr(bart_score, "_encode", spy("encode", bart_score._encode))
+    monkeypatch.setattr(bart_score, "_decode", spy("decode", bart_score._decode))
     with torch_threads(2):
         ours = bart_scores(*pairs, model=bart, batch_size=batch_size, progress=False)
         assert torch.get_num_threads() == 2
-    assert len(calls) > 1  # several chunks, so the streams were used
-    assert all(name.startswith("bart-score") and n == 1 for name, n in calls)
+    assert {name for name, _, _ in calls} == {"encode", "decode"}
+    assert all(thread.startswith("bart-score") and n == 1 for _, thread, n in calls)
     assert _max_diff(ours, reference) <= 1e-4
 
 
@@ -109,28 +112,115 @@ def test_a_failing_stream_raises_and_restores_threads(bart, pairs, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(bart_score, "_score_chunk", boom)
+    monkeypatch.setattr(bart_score, "_encode", boom)
     with torch_threads(2):
         with pytest.raises(RuntimeError, match="out of memory"):
             bart_scores(*pairs, model=bart, batch_size=1, progress=False)
         assert torch.get_num_threads() == 2
 
 
-def test_a_stopped_chunk_scores_nothing_more(bart, pairs):
-    """After one stream fails, the other stops at its next batch (not its chunk's end)."""
+def test_after_a_failed_batch_no_new_batch_starts(bart, pairs, monkeypatch):
+    """Once one stream fails, the batches still queued are skipped, not computed."""
+    real, lock, started = bart_score._decode, threading.Lock(), []
+
+    def first_fails(*args, **kwargs):
+        with lock:
+            started.append(1)
+            first = len(started) == 1
+        if first:
+            raise RuntimeError("out of memory")
+        time.sleep(0.05)  # the other stream is busy while the first one fails
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bart_score, "_decode", first_fails)
+    batches = sum(len(decode) for _, decode in bart_score._plan(
+        *_lengths(bart, pairs), batch_size=1, width=1))
+    assert batches >= 8
+    with torch_threads(2), pytest.raises(RuntimeError, match="out of memory"):
+        bart_scores(*pairs, model=bart, batch_size=1, progress=False)
+    assert len(started) <= 2  # the failing batch and the one running beside it
+
+
+def _lengths(bart, pairs) -> tuple[list[int], list[int]]:
     net, tok = load_bart(bart)
-    ids = tok([*pairs[0], *pairs[1]], max_length=MAX_LENGTH, truncation=True)["input_ids"]
     n = len(pairs[0])
-    seen: list[int] = []
-    stop = threading.Event()
+    ids = bart_score._token_ids(tok, [*pairs[0], *pairs[1]], bart_score._max_length(net))
+    return [len(x) for x in ids[:n]], [len(x) for x in ids[n:]]
 
-    def record(idx, values):
-        seen.extend(idx)
-        stop.set()
 
+def _plan_cost(plan, src, tgt) -> int:
+    """Padded attention area: encoder self, decoder self and cross-attention."""
+    cost = 0
+    for encode, decode in plan:
+        cost += sum(len(b) * max(src[i] for i in b) ** 2 for b in encode)
+        for b in decode:
+            t, s = max(tgt[i] for i in b), max(src[i] for i in b)
+            cost += len(b) * (t * t + t * s)
+    return cost
+
+
+def test_plan_covers_every_sample_once_within_budgets(monkeypatch):
+    rng = random.Random(0)
+    src = [rng.randint(5, 700) for _ in range(300)]
+    tgt = [rng.randint(5, 700) for _ in range(300)]
+    monkeypatch.setattr(bart_score, "_STATE_FLOATS", 40 * sum(src) // 3)  # ~3 chunks, width 40
+    plan = bart_score._plan(src, tgt, batch_size=8, width=40)
+    assert len(plan) in (3, 4)  # greedy packing may leave a small last chunk
+    seen_enc, seen_dec = [], []
+    for encode, decode in plan:
+        members = sorted(i for b in encode for i in b)
+        assert members == sorted(i for b in decode for i in b)  # decoded where encoded
+        assert sum(src[i] for i in members) * 40 <= bart_score._STATE_FLOATS
+        seen_enc += members
+        seen_dec += [i for b in decode for i in b]
+        budget = 8 * sum(src) / len(src)
+        for b in encode:  # longest first; one long sample alone is allowed
+            assert len(b) == 1 or len(b) * max(src[i] for i in b) <= budget
+    assert sorted(seen_enc) == sorted(seen_dec) == list(range(300))
+
+
+def test_plan_pads_less_than_plain_length_sorted_batches():
+    """Unrelated source and target lengths: the 2-D decoder strips and length budgets must
+    beat batches of 8 sorted by source then target length (the simple scheme)."""
+    rng = random.Random(1)
+    src = [int(rng.lognormvariate(5.2, 0.5)) + 2 for _ in range(500)]
+    tgt = [int(rng.lognormvariate(5.2, 0.5)) + 2 for _ in range(500)]
+    ours = _plan_cost(bart_score._plan(src, tgt, batch_size=8, width=1), src, tgt)
+    by_src = sorted(range(500), key=lambda i: src[i])
+    simple = [(bart_score._split(by_src, 500 // 8),
+               bart_score._split(sorted(by_src, key=lambda i: tgt[i]), 500 // 8))]
+    ideal = sum(s * s + t * t + s * t for s, t in zip(src, tgt, strict=True))
+    assert ours < 0.9 * _plan_cost(simple, src, tgt)
+    assert ours < 1.25 * ideal
+
+
+def test_several_chunks_give_the_reference_scores(bart, pairs, reference, monkeypatch):
+    monkeypatch.setattr(bart_score, "_STATE_FLOATS", 32 * 1500)  # a few samples per chunk
+    calls = []
+    real = bart_score._plan
+
+    def spy(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(bart_score, "_plan", spy)
+    ours = bart_scores(*pairs, model=bart, batch_size=2, progress=False)
+    assert len(calls[0]) > 3
+    assert _max_diff(ours, reference) <= 1e-4
+
+
+def test_logits_add_the_final_bias(bart):
+    net, _ = load_bart(bart)
+    hidden = torch.randn(5, net.config.d_model)
     with torch.inference_mode():
-        bart_score._score_chunk(net, list(range(n)), ids[:n], ids[n:], 2, record, stop)
-    assert len(seen) == 2
+        want = net.lm_head(hidden) + net.final_logits_bias
+        assert torch.allclose(bart_score._logits(net, hidden), want, atol=1e-5)
+        original = net.lm_head
+        try:  # a head that is not a plain linear layer is called as is
+            net.lm_head = torch.nn.Sequential(original)
+            assert torch.allclose(bart_score._logits(net, hidden), want, atol=1e-5)
+        finally:
+            net.lm_head = original
 
 
 def test_eager_attention_gets_a_mask_it_can_add(bart, pairs, reference):

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", default="bart,bertscore,rouge", metavar="LIST",
                    help="any of bart,bertscore,rouge (default all three)")
     add_model_args(p)
-    p.add_argument("--batch-size", type=int, metavar="N", help="BART-score batch size (default 16)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="BART-score batch size: about N average-length pairs per batch "
+                        "(default 16)")
     p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
     p.set_defaults(func=run)
 
