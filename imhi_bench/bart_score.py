@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from imhi_bench.backends import default_device
+from imhi_bench.batching import budget_batches
 from imhi_bench.errors import ImhiError, first_line
 from imhi_bench.quality import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
 
@@ -186,19 +187,6 @@ def _check_bart(net) -> None:
         )
 
 
-def _budget_batches(order: list[int], lengths: list[int], tokens: float) -> list[list[int]]:
-    """`order` (longest first) cut into batches whose size times their longest length stays
-    within `tokens` (one sample at least): long samples go in small batches, short ones in
-    large batches, so every batch costs about the same and pads little."""
-    out: list[list[int]] = []
-    for i in order:
-        if out and (len(out[-1]) + 1) * lengths[out[-1][0]] <= tokens:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
-
-
 def _split(items: list[int], parts: int) -> list[list[int]]:
     size = -(-len(items) // parts)
     return [items[i: i + size] for i in range(0, len(items), size)]
@@ -219,7 +207,7 @@ def _plan(src_len: list[int], tgt_len: list[int], batch_size: int, width: int
     """Chunks of samples as (encoder batches, decoder batches), longest first (memory
     peaks on the first batches, so a batch size too large for the device fails at once).
 
-    Batches hold about `batch_size` samples of average length (see `_budget_batches`).
+    Batches hold about `batch_size` samples of average length (`budget_batches`).
     Attention costs grow with the square of the padded length, and source and target
     lengths are unrelated, so the encoder is batched by source length and the decoder in
     2-D strips (`_STRIP_BATCHES`); a chunk's encoder states (`width` floats per source
@@ -240,9 +228,9 @@ def _plan(src_len: list[int], tgt_len: list[int], batch_size: int, width: int
     plan = []
     for chunk in chunks:
         by_source = sorted(chunk, key=lambda i: src_len[i], reverse=True)
-        encode = _budget_batches(by_source, src_len, src_tokens)
+        encode = budget_batches(by_source, src_len, src_tokens)
         decode = []
-        for strip in _budget_batches(chunk, tgt_len, tgt_tokens * _STRIP_BATCHES):
+        for strip in budget_batches(chunk, tgt_len, tgt_tokens * _STRIP_BATCHES):
             # As many batches as the strip's padded targets need, up to _STRIP_BATCHES.
             parts = math.ceil(len(strip) * tgt_len[strip[0]] / tgt_tokens)
             strip = sorted(strip, key=lambda i: src_len[i], reverse=True)

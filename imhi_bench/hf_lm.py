@@ -38,6 +38,8 @@ from lm_eval.models.utils import (
 from tqdm import tqdm
 from transformers import StoppingCriteriaList, StopStringCriteria
 
+from imhi_bench.batching import budget_batches
+
 # Token budget per batch on CPU.  Measured on a shared 2-core CPU with a tiny Llama on 400
 # DR + SAD prompts (best of 3, 32 new tokens): 4096 -> 38.5 s, 8192 -> 34.3 s,
 # 16384 -> 18.7 s, 32768 (cap 128) -> 19.0 s; batches of 8 in file order: 59.1 s.
@@ -94,15 +96,8 @@ class ImhiHFLM(HFLM):
         if self.batch_size != "auto":
             n = int(self.batch_size)
             return [order[i:i + n] for i in range(0, len(order), n)]
-        budget = self._token_budget()
-        cap = int(self.max_batch_size or 64)
-        out, i = [], 0
-        while i < len(order):
-            padded = lengths[order[i]] + max_new  # the first is the longest of its batch
-            n = max(1, min(cap, budget // padded))
-            out.append(order[i:i + n])
-            i += n
-        return out
+        padded = [n + max_new for n in lengths]
+        return budget_batches(order, padded, self._token_budget(), int(self.max_batch_size or 64))
 
     # ------------------------------------------------------------------ encoding
     def _encode_all(self, contexts: list[str], max_ctx: int) -> list[list[int]]:
