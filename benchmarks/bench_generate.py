@@ -7,7 +7,7 @@ Both run in this process on the same tiny local Llama, the same prompts (the fir
 and the two sides of a round run back to back).  Timed:
 
 - baseline: load model + tokenizer, then the loop;
-- eval:     `imhi_bench.runner.run_eval` end to end (load model, build the lm-eval tasks,
+- eval:     `imhi_bench.runs.evaluate.run_eval` end to end (load model, build the lm-eval tasks,
             generate, label, score with a 1000-resample bootstrap, write the run folder),
             with the generation cache off.
 
@@ -43,11 +43,11 @@ import torch  # noqa: E402
 from lm_eval.models.utils import postprocess_generated_text  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from imhi_bench import hf_lm  # noqa: E402, F401
-from imhi_bench.backends import ModelOptions  # noqa: E402
-from imhi_bench.data import load_examples  # noqa: E402
-from imhi_bench.runner import EvalOptions, run_eval  # noqa: E402
-from imhi_bench.tasks import STOP_STRINGS, task_name  # noqa: E402
+from imhi_bench.benchmark.data import load_examples  # noqa: E402
+from imhi_bench.models import hf  # noqa: E402, F401  (registers imhi-hf)
+from imhi_bench.models.backends import ModelOptions  # noqa: E402
+from imhi_bench.runs.evaluate import EvalOptions, run_eval  # noqa: E402
+from imhi_bench.tasks.lm_tasks import STOP_STRINGS, task_name  # noqa: E402
 
 BASELINE_BATCH = 8
 

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from imhi_bench.sets import FORMATS, SET_NAMES
-from imhi_bench.store import open_store, record_run
+from imhi_bench.benchmark.sets import FORMATS, SET_NAMES
+from imhi_bench.store.db import open_store, record_run
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 TYPES = ("fine-tuned", "base", "API", "discriminative")

@@ -46,7 +46,7 @@ os.environ.setdefault("IMHI_DATA_DIR", str(ROOT.parent / "shared" / "imhi"))
 def pairs(n: int) -> tuple[list[str], list[str]]:
     """n (generation, gold) pairs: gold = a released DR/dreaddit/SAD test response, the
     'generation' = the next row's response of the same set (realistic lengths and wording)."""
-    from imhi_bench.data import load_examples
+    from imhi_bench.benchmark.data import load_examples
 
     gens, golds = [], []
     for name in ("DR", "dreaddit", "SAD"):
@@ -87,7 +87,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from tiny_models import build_tiny_bart
 
-    from imhi_bench.bart_score import bart_scores, load_bart, reference_scores
+    from imhi_bench.scoring.bart_score import bart_scores, load_bart, reference_scores
 
     gens, golds = pairs(args.pairs)
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from imhi_bench.data import load_examples, resolve_data_dir
-from imhi_bench.scoring import label_samples, score_samples
-from imhi_bench.sets import SETS
+from imhi_bench.benchmark.data import load_examples, resolve_data_dir
+from imhi_bench.benchmark.sets import SETS
+from imhi_bench.scoring.pipeline import label_samples, score_samples
 
 
 def main() -> None:

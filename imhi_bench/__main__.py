@@ -1,5 +1,5 @@
 import sys
 
-from imhi_bench.cli import main
+from imhi_bench.cli.main import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """The IMHI leaderboard (Streamlit): `streamlit run leaderboard/app.py` with the store in
 $IMHI_DB_URL, or `imhi-bench leaderboard [--db URL]`.  The app lives in the package
-(`imhi_bench.leaderboard_app`) so an installed imhi-bench can serve it too."""
+(`imhi_bench.leaderboard.app`) so an installed imhi-bench can serve it too."""
 
-from imhi_bench.leaderboard_app import main
+from imhi_bench.leaderboard.app import main
 
 main()

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imhi_bench.tasks import render_task_files, write_task_files
+from imhi_bench.tasks.lm_tasks import render_task_files, write_task_files
 
 DEST = Path(__file__).resolve().parents[1] / "tasks_yaml"
 

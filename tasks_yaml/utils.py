@@ -2,7 +2,7 @@
 # imhi_bench/tasks.py: do not edit by hand.
 """IMHI task hooks: lm-eval resolves `!function utils.<name>` here."""
 
-from imhi_bench.tasks import (  # noqa: F401
+from imhi_bench.tasks.lm_tasks import (  # noqa: F401
     count,
     load_dataset,
     macro_f1,

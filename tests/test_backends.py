@@ -9,9 +9,9 @@ from importlib.util import find_spec
 
 import pytest
 
-from imhi_bench import backends
-from imhi_bench.backends import ModelOptions, check, model_args, model_identity
-from imhi_bench.errors import ImhiError
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.models import backends
+from imhi_bench.models.backends import ModelOptions, check, model_args, model_identity
 
 
 @pytest.fixture()

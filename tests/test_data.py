@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from imhi_bench.cli import main
-from imhi_bench.data import (
+from imhi_bench.benchmark.data import (
     check,
     load_examples,
     load_split,
     release_manifest,
     resolve_data_dir,
 )
-from imhi_bench.errors import ImhiError
-from imhi_bench.fileio import sha256_file
-from imhi_bench.sets import SET_NAMES, UNSEEN_SETS, get_set, parse_set_list
+from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS, get_set, parse_set_list
+from imhi_bench.cli.main import main
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.fileio import sha256_file
 
 ROWS = {"CAMS": 625, "DR": 405, "dreaddit": 414, "Irf": 2113, "loneliness": 528,
         "MultiWD": 2441, "SAD": 684, "t-sid": 959}

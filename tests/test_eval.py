@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora, cached_generations
 
-from imhi_bench.cli import main
-from imhi_bench.errors import ImhiError
-from imhi_bench.sets import NON_CLINICAL_NOTICE
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+from imhi_bench.cli.main import main
+from imhi_bench.core.errors import ImhiError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = (
@@ -99,7 +99,7 @@ def test_eval_tiny_llama_writes_the_run_folder(llama_run, tiny_llama, imhi_dir):
     gen = prov["generation"]
     assert gen["max_gen_toks"] == 16 and gen["do_sample"] is False
     assert "\n\n" not in gen["until"] and gen["chat_template"] is False
-    from imhi_bench.fileio import sha256_file
+    from imhi_bench.core.fileio import sha256_file
 
     dr = prov["sets"]["DR"]
     assert dr["data_sha256"] == sha256_file(imhi_dir / "test_data/test_instruction/DR.csv")
@@ -199,9 +199,9 @@ def test_batched_generation_equals_one_at_a_time(tiny_llama, tiny_bart, imhi_dir
     for Llama, right padding for BART's learned positions)."""
     from lm_eval.api.instance import Instance
 
-    from imhi_bench import hf_lm  # noqa: F401
-    from imhi_bench.data import load_examples
-    from imhi_bench.tasks import STOP_STRINGS
+    from imhi_bench.benchmark.data import load_examples
+    from imhi_bench.models import hf as hf_lm
+    from imhi_bench.tasks.lm_tasks import STOP_STRINGS
 
     prompts = [e.query for e in load_examples("SAD", data_dir=imhi_dir)[:5]]
     prompts += [e.query for e in load_examples("DR", data_dir=imhi_dir)[:3]]
@@ -219,7 +219,7 @@ def test_batched_generation_equals_one_at_a_time(tiny_llama, tiny_bart, imhi_dir
 
 
 def test_auto_batches_follow_the_token_budget():
-    from imhi_bench.hf_lm import ImhiHFLM
+    from imhi_bench.models.hf import ImhiHFLM
 
     lm = ImhiHFLM.__new__(ImhiHFLM)  # only the batching policy, no model
     lm.batch_size_per_gpu, lm.max_batch_size, lm.max_batch_tokens = "auto", 64, 1000
@@ -232,7 +232,7 @@ def test_auto_batches_follow_the_token_budget():
 
 
 def reproduced_runs(url: str) -> int:
-    from imhi_bench import store
+    from imhi_bench.store import db as store
 
     if not (Path(url.removeprefix("sqlite:///"))).exists():
         return 0
@@ -245,7 +245,7 @@ def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_pa
     --labeler reach the report, the samples and the store."""
     from tiny_models import build_tiny_bert_classifier
 
-    from imhi_bench import store
+    from imhi_bench.store import db as store
 
     labeler = tmp_path / "labeler"
     build_tiny_bert_classifier(labeler / "DR", 2, id2label={0: "no", 1: "yes"})
@@ -303,9 +303,9 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
     done = cached()
     assert 3 <= done < 30
 
-    from imhi_bench.backends import ModelOptions
-    from imhi_bench.hf_lm import ImhiHFLM
-    from imhi_bench.runner import EvalOptions, run_eval
+    from imhi_bench.models.backends import ModelOptions
+    from imhi_bench.models.hf import ImhiHFLM
+    from imhi_bench.runs.evaluate import EvalOptions, run_eval
 
     calls = []
     original = ImhiHFLM._generate_batch
@@ -355,7 +355,7 @@ def test_plain_lm_eval_runs_an_imhi_task(tiny_llama, tmp_path, imhi_dir):
     res = json.loads(results.read_text())["results"]["imhi_tsid"]
     assert res["sample_len"] == 3 and res["unparseable,none"] <= 3
     # and `imhi-bench score` reads lm-eval's own samples output
-    from imhi_bench.predictions import load_predictions
+    from imhi_bench.runs.folder import load_predictions
 
     preds = load_predictions(tmp_path)
     assert list(preds) == ["t-sid"] and len(preds["t-sid"].rows) == 3
@@ -413,8 +413,8 @@ def test_output_must_be_new_or_a_run_folder(tiny_llama, tmp_path, capsys):
 
 
 def test_task_selection(imhi_dir):
-    from imhi_bench.runner import select_tasks
-    from imhi_bench.tasks import group_tasks
+    from imhi_bench.runs.evaluate import select_tasks
+    from imhi_bench.tasks.lm_tasks import group_tasks
 
     sel = select_tasks("imhi", "hf", str(imhi_dir))
     assert "imhi_swmh" not in sel.tasks and "imhi_clp" not in sel.tasks
@@ -441,7 +441,7 @@ def test_gpu_token_budget_and_out_of_memory_halving(monkeypatch):
 
     import torch
 
-    from imhi_bench.hf_lm import GPU_MEMORY_SHARE, ImhiHFLM
+    from imhi_bench.models.hf import GPU_MEMORY_SHARE, ImhiHFLM
 
     lm = ImhiHFLM.__new__(ImhiHFLM)
     lm.max_batch_tokens = None

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from imhi_bench.cli import main
-from imhi_bench.data import release_manifest
-from imhi_bench.fileio import sha256_file
+from imhi_bench.benchmark.data import release_manifest
+from imhi_bench.cli.main import main
+from imhi_bench.core.fileio import sha256_file
 
 
 @pytest.fixture

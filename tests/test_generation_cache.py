@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from concurrency import errors_in_threads
 
-from imhi_bench import generation_cache
-from imhi_bench.cli import main
-from imhi_bench.generation_cache import FILE_NAME, GenerationCache, prune, summary
+from imhi_bench.cli.main import main
+from imhi_bench.models import generation_cache
+from imhi_bench.models.generation_cache import FILE_NAME, GenerationCache, prune, summary
 
 
 def test_workers_opening_a_new_cache_at_once_all_succeed_and_share_it(tmp_path):

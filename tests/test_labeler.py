@@ -12,9 +12,10 @@ import pytest
 import torch
 from tiny_models import build_tiny_bert_classifier, torch_threads
 
-from imhi_bench import cli
-from imhi_bench.errors import ImhiError
-from imhi_bench.labeler import (
+from imhi_bench.benchmark.sets import SETS
+from imhi_bench.cli import main as cli
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.labeler import (
     PAPER_CLASS_NAMES,
     TrainOptions,
     find_classifiers,
@@ -25,8 +26,7 @@ from imhi_bench.labeler import (
     train_labeler,
     training_texts,
 )
-from imhi_bench.labels import label_sentence
-from imhi_bench.sets import SETS
+from imhi_bench.scoring.labels import label_sentence
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,7 +37,7 @@ def _one_torch_thread():
 
 
 def run_cli(argv: list[str], monkeypatch) -> int:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("imhi_bench.commands.labeler",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("imhi_bench.cli.labeler",))
     return cli.main(argv)
 
 

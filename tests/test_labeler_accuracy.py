@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from tiny_models import minilm_dir, torch_threads
 
-from imhi_bench.labeler import TrainOptions, load_labeler, train_labeler
+from imhi_bench.scoring.labeler import TrainOptions, load_labeler, train_labeler
 
 
 @pytest.fixture(scope="module")

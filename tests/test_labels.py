@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from imhi_bench.data import read_csv
-from imhi_bench.errors import ImhiError
-from imhi_bench.labels import (
+from imhi_bench.benchmark.data import read_csv
+from imhi_bench.benchmark.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, SETS
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.labels import (
     explain_label,
     explanation,
     extract_label,
@@ -15,7 +16,6 @@ from imhi_bench.labels import (
     parse_gold,
     schema,
 )
-from imhi_bench.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, SETS
 
 
 def _released_files(root):

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from imhi_bench import leaderboard_data as data
-from imhi_bench import store
-from imhi_bench.cli import main
-from imhi_bench.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
+from imhi_bench.cli.main import main
+from imhi_bench.leaderboard import data as data
+from imhi_bench.store import db as store
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "leaderboard" / "app.py")
@@ -416,7 +416,7 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     --name X`, then the app shows the paper row and X side by side."""
     import csv
 
-    from imhi_bench.data import load_examples
+    from imhi_bench.benchmark.data import load_examples
 
     preds = tmp_path / "preds"
     preds.mkdir()
@@ -453,11 +453,11 @@ def test_app_picks_up_a_new_run_on_the_next_load(url, seeded):
 
 
 def test_leaderboard_command_arguments(url, monkeypatch):
-    from imhi_bench.commands import leaderboard
+    from imhi_bench.cli import leaderboard
 
     cmd = leaderboard.streamlit_command(8600, "127.0.0.1")
     assert cmd[1:4] == ["-m", "streamlit", "run"]
-    assert cmd[4].endswith(os.path.join("imhi_bench", "leaderboard_app.py"))
+    assert cmd[4].endswith(os.path.join("imhi_bench", "leaderboard", "app.py"))
     assert cmd[cmd.index("--server.port") + 1] == "8600"
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert main(["leaderboard", "--db", url, "--port", "0"]) == 2
@@ -479,7 +479,7 @@ def seed_queue(url: str) -> dict[str, str]:
     """One submission in each state; submitter-controlled text is hostile."""
     import datetime as dt
 
-    from imhi_bench import queue
+    from imhi_bench.queue import jobs as queue
 
     factory = store.open_store(url)
 

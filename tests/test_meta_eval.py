@@ -9,9 +9,15 @@ import pytest
 from scipy import stats
 from tiny_models import minilm_dir, tiny_bart_dir, torch_threads
 
-from imhi_bench import cli
-from imhi_bench.errors import ImhiError
-from imhi_bench.meta_eval import ANNOTATION_DIR, ASPECTS, correlate, load_annotations, parse_ratings
+from imhi_bench.cli import main as cli
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.meta_eval import (
+    ANNOTATION_DIR,
+    ASPECTS,
+    correlate,
+    load_annotations,
+    parse_ratings,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,7 +28,7 @@ def _one_torch_thread():
 
 
 def run_cli(argv: list[str], monkeypatch) -> int:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("imhi_bench.commands.meta_eval",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("imhi_bench.cli.meta_eval",))
     return cli.main(argv)
 
 

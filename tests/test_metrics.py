@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from imhi_bench.metrics import (
+from imhi_bench.scoring.metrics import (
     bootstrap_weighted_f1,
     mean_over_sets,
     score_set,

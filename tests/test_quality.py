@@ -8,9 +8,9 @@ import math
 import pytest
 from tiny_models import build_tiny_bert_classifier, minilm_dir, tiny_bart_dir, torch_threads
 
-from imhi_bench.bart_score import bart_scores
-from imhi_bench.errors import ImhiError
-from imhi_bench.quality import (
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.bart_score import bart_scores
+from imhi_bench.scoring.quality import (
     QUALITY_METRICS,
     QualityConfig,
     add_quality_args,
@@ -138,7 +138,7 @@ def test_score_set_with_labeler(tmp_path):
     res = cfg.score_set("dr", GEN, GOLD)
     assert res.classifier_labels is not None and len(res.classifier_labels) == 3
     assert set(res.classifier_labels) <= {"yes", "no"}
-    from imhi_bench.labels import extract_label
+    from imhi_bench.scoring.labels import extract_label
 
     rules = [extract_label("DR", g) for g in GEN]
     assert res.consistency == consistency(rules, res.classifier_labels)

@@ -25,11 +25,13 @@ import pytest
 from sqlalchemy import func, select, text
 from tiny_models import build_tiny_llama, cached_generations
 
-from imhi_bench import queue, store, worker
-from imhi_bench.cli import main
-from imhi_bench.errors import ImhiError
-from imhi_bench.sets import NON_CLINICAL_NOTICE
-from imhi_bench.store import Run, Submission
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+from imhi_bench.cli.main import main
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.queue import jobs as queue
+from imhi_bench.queue import worker
+from imhi_bench.store import db as store
+from imhi_bench.store.db import Run, Submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--tasks", "imhi_dr", "--limit", "2", "--max-new-tokens", "4", "--bootstrap", "20"]
@@ -210,7 +212,8 @@ def test_heartbeat_thread_keeps_the_claim_fresh(sqlite_url):
 
 CLAIMER = textwrap.dedent("""
     import sys
-    from imhi_bench import queue, store
+    from imhi_bench.queue import jobs as queue
+    from imhi_bench.store import db as store
     factory = store.open_store(sys.argv[1])
     got = []
     while (job := queue.claim(factory, sys.argv[2])) is not None:
@@ -393,7 +396,7 @@ def test_a_broken_model_fails_its_job_not_the_worker(sqlite_url, models, env, ca
     url = sqlite_url
     first = submit(url, models[0], "crashes")
     second = submit(url, models[1], "fine")
-    from imhi_bench import runner
+    from imhi_bench.runs import evaluate as runner
 
     real = runner.run_eval
     calls = []
@@ -417,7 +420,7 @@ def test_a_broken_model_fails_its_job_not_the_worker(sqlite_url, models, env, ca
 def test_a_stopped_worker_gives_its_job_back_at_once(sqlite_url, models, env, monkeypatch):
     url = sqlite_url
     sub = submit(url, models[0], "stopped")
-    from imhi_bench import runner
+    from imhi_bench.runs import evaluate as runner
 
     def interrupted(opts, log=print):
         raise KeyboardInterrupt

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from imhi_bench.cli import main
-from imhi_bench.data import load_examples
-from imhi_bench.sets import FORMATS, NON_CLINICAL_NOTICE, SETS
+from imhi_bench.benchmark.data import load_examples
+from imhi_bench.benchmark.sets import FORMATS, NON_CLINICAL_NOTICE, SETS
+from imhi_bench.cli.main import main
 
 
 def _write_imhi_py(path, golds, gens, *, index=True, labels=None):

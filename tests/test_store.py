@@ -16,14 +16,14 @@ import pytest
 from concurrency import errors_in_threads
 from sqlalchemy import func, select, text, update
 
-from imhi_bench import store
-from imhi_bench.cli import main
-from imhi_bench.commands.db import add_db_args
-from imhi_bench.errors import ImhiError
-from imhi_bench.reported import REPORTED
-from imhi_bench.sets import SET_NAMES, UNSEEN_SETS
-from imhi_bench.sqlite_wal import enable_wal
-from imhi_bench.store import Model, Prompt, Run, Sample, SetResult
+from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
+from imhi_bench.cli.db import add_db_args
+from imhi_bench.cli.main import main
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.sqlite_wal import enable_wal
+from imhi_bench.store import db as store
+from imhi_bench.store.db import Model, Prompt, Run, Sample, SetResult
+from imhi_bench.store.reported import REPORTED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,9 +129,9 @@ def test_migrations_are_shipped_as_package_data():
     import tomllib
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = data["tool"]["setuptools"]["package-data"]["imhi_bench"]
+    patterns = data["tool"]["setuptools"]["package-data"]["imhi_bench.store"]
     assert "migrations/script.py.mako" in patterns
-    for pkg in ("imhi_bench/migrations", "imhi_bench/migrations/versions"):
+    for pkg in ("imhi_bench/store/migrations", "imhi_bench/store/migrations/versions"):
         assert (ROOT / pkg / "__init__.py").is_file()  # found by packages.find
 
 
@@ -360,7 +360,7 @@ def test_failure_midway_through_record_run_leaves_nothing(url, monkeypatch):
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
-    from imhi_bench import store
+    from imhi_bench.store import db as store
 
     def stall(session, run_id, rows):
         print("in transaction", flush=True)

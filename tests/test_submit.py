@@ -13,11 +13,12 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora
 
-from imhi_bench import store, submission
-from imhi_bench.cli import main
-from imhi_bench.errors import ImhiError
-from imhi_bench.sets import NON_CLINICAL_NOTICE
-from imhi_bench.store import Submission
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+from imhi_bench.cli.main import main
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.queue import submission
+from imhi_bench.store import db as store
+from imhi_bench.store.db import Submission
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from imhi_bench.errors import ImhiError
-from imhi_bench.sets import FORMATS, SETS, UNSEEN_SETS
-from imhi_bench.tasks import (
+from imhi_bench.benchmark.sets import FORMATS, SETS, UNSEEN_SETS
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.tasks.lm_tasks import (
     GROUPS,
     MAX_GEN_TOKS,
     STOP_STRINGS,
@@ -83,7 +83,7 @@ def _function_tolerant_loader():
 def test_stop_strings_never_cut_a_released_gold_response(imhi_dir):
     """Multi-paragraph explanations must survive: no stop string occurs in any released
     gold response (some have several paragraphs)."""
-    from imhi_bench.data import load_examples
+    from imhi_bench.benchmark.data import load_examples
 
     multi = 0
     for name in SETS:
@@ -109,8 +109,8 @@ def test_load_dataset_reads_through_the_data_layer(imhi_dir):
 
 
 def test_load_dataset_missing_file_gives_data_check_guidance(imhi_dir):
-    from imhi_bench.data import missing_file_message
-    from imhi_bench.sets import get_set
+    from imhi_bench.benchmark.data import missing_file_message
+    from imhi_bench.benchmark.sets import get_set
 
     with pytest.raises(ImhiError) as e:
         load_dataset(imhi_set="swmh", imhi_format="instruction", imhi_data_dir=str(imhi_dir))
@@ -119,7 +119,7 @@ def test_load_dataset_missing_file_gives_data_check_guidance(imhi_dir):
 
 
 def test_process_results_and_aggregations_use_labels_and_metrics():
-    from imhi_bench.metrics import score_set
+    from imhi_bench.scoring.metrics import score_set
 
     gold = "Yes, the poster suffers from depression. Reasoning: hopeless."
     doc = {"set": "DR", "gold": gold, "doc_id": 0}

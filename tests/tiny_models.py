@@ -43,8 +43,8 @@ _FALLBACK = (
 @functools.lru_cache(maxsize=8)
 def imhi_texts(n: int = 200) -> tuple[str, ...]:
     """Up to `n` query + gold texts from the released IMHI train data (DR, SAD, dreaddit)."""
-    from imhi_bench.data import load_split
-    from imhi_bench.errors import ImhiError
+    from imhi_bench.benchmark.data import load_split
+    from imhi_bench.core.errors import ImhiError
 
     texts: list[str] = []
     for name in ("DR", "SAD", "dreaddit"):

@@ -1,0 +1,179 @@
+"""`imhi-bench eval --model PATH_OR_ID`: generate on IMHI with lm-eval, score, write a run."""
+
+from __future__ import annotations
+
+import argparse
+
+from imhi_bench.cli.options import add_data_dir
+
+BACKEND_HELP = (
+    "hf: causal LM with transformers (default); hf-seq2seq: encoder-decoder such as "
+    "MentalBART/MentalT5 (completion format by default); vllm: GPU only; openai-chat / "
+    "openai-completions: an OpenAI-compatible API"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from imhi_bench.models.backends import BACKENDS, DTYPES
+
+    p = sub.add_parser(
+        "eval",
+        help="run a model on IMHI (lm-eval) and score it",
+        description=(
+            "Generate responses on IMHI with lm-evaluation-harness, read the label of each, "
+            "and score every set (weighted F1 with a bootstrap CI, accuracy, macro F1, "
+            "unparseable).  Writes a run folder with lm-eval's results, per-sample JSONL and "
+            "imhi_results.json (the `score --json` schema).  Generations are cached, so the "
+            "same command re-run after an interruption only generates what is missing.  "
+            "Sets whose data files are absent (SWMH, CLP are not redistributed) are skipped "
+            "from a group with a note; a task named explicitly must have its file."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH_OR_ID",
+                   help="model folder or Hugging Face hub id (API backends: the served name)")
+    p.add_argument("--backend", choices=BACKENDS, default="hf", help=BACKEND_HELP)
+    p.add_argument("--adapter", metavar="PATH",
+                   help="PEFT/LoRA adapter folder applied on top of --model "
+                   "(as MentaLLaMA-33B-lora ships)")
+    p.add_argument("--tasks", metavar="A,B",
+                   help="comma list of groups (imhi, imhi_completion, imhi_expert, "
+                   "imhi_unseen), tasks (imhi_dr, imhi_completion_sad, ...) or set names "
+                   "(default: imhi; imhi_completion for hf-seq2seq)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="only the first N samples of each task (for testing: scores on a "
+                   "subset do not compare to the paper's)")
+    p.add_argument("--batch-size", default="auto", metavar="auto|N",
+                   help="auto (default): batches sized by a token budget, longest prompts "
+                   "first; or a fixed number of prompts")
+    p.add_argument("--max-new-tokens", type=int, metavar="N",
+                   help="tokens to generate per sample (default 256)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (default auto)")
+    p.add_argument("--revision", metavar="REV", help="hub branch, tag or commit of the model")
+    chat = p.add_mutually_exclusive_group()
+    chat.add_argument("--chat-template", dest="chat_template", action="store_true",
+                      default=None, help="wrap prompts in the tokenizer's chat template "
+                      "(default: when the tokenizer has one)")
+    chat.add_argument("--no-chat-template", dest="chat_template", action="store_false",
+                      help="send the prompts as they are")
+    p.add_argument("--system-prompt", metavar="TEXT", help="system message before each prompt")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for lm-eval, torch, the API and the bootstrap (default 0)")
+    p.add_argument("--device", metavar="DEV", help="cuda, cuda:1, cpu... (default: cuda if "
+                   "available)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the model's own code from the hub (hf, vllm)")
+    api = p.add_argument_group("API backends (openai-chat, openai-completions)")
+    api.add_argument("--base-url", metavar="URL",
+                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                     "(default: OpenAI)")
+    api.add_argument("--api-key-env", metavar="VAR",
+                     help="environment variable holding the API key (default OPENAI_API_KEY; "
+                     "the key is never logged or stored)")
+    api.add_argument("--num-concurrent", type=int, default=1, metavar="N",
+                     help="requests in flight at once (default 1)")
+    api.add_argument("--max-retries", type=int, default=5, metavar="N",
+                     help="retries with backoff on 429/5xx/connection errors (default 5)")
+    vl = p.add_argument_group("vLLM backend (GPU only)")
+    vl.add_argument("--tensor-parallel-size", type=int, default=1, metavar="N")
+    vl.add_argument("--data-parallel-size", type=int, default=1, metavar="N")
+    vl.add_argument("--gpu-memory-utilization", type=float, default=0.9, metavar="F")
+    vl.add_argument("--max-model-len", type=int, metavar="N")
+    out = p.add_argument_group("output")
+    out.add_argument("--output", metavar="DIR",
+                     help="run folder (default runs/<name>); an earlier run folder is replaced")
+    out.add_argument("--name", help="run name (default <model>-<backend>-<UTC time>)")
+    out.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for the CI (default 1000; 0 disables)")
+    out.add_argument("--cache-dir", metavar="DIR",
+                     help="where generations are cached for resuming (default: "
+                     "$IMHI_CACHE_DIR, else a per-user cache dir)")
+    out.add_argument("--no-cache", action="store_true",
+                     help="neither reuse nor record generations")
+    add_data_dir(p)
+    from imhi_bench.cli.db import add_db_args
+    from imhi_bench.scoring.quality import add_quality_args
+
+    add_quality_args(p.add_argument_group("explanation quality and labels"))
+    add_db_args(p.add_argument_group("results store"), no_db=True)
+    p.set_defaults(func=run)
+
+
+def options(args: argparse.Namespace):
+    from imhi_bench.models.backends import ModelOptions
+    from imhi_bench.runs.evaluate import EvalOptions
+    from imhi_bench.scoring.quality import quality_from_args
+
+    model = ModelOptions(
+        model=args.model, backend=args.backend, adapter=args.adapter, revision=args.revision,
+        dtype=args.dtype, batch_size=str(args.batch_size).strip().lower(), device=args.device,
+        trust_remote_code=args.trust_remote_code, base_url=args.base_url,
+        api_key_env=args.api_key_env, num_concurrent=args.num_concurrent,
+        max_retries=args.max_retries, tensor_parallel_size=args.tensor_parallel_size,
+        data_parallel_size=args.data_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
+        seed=args.seed,
+    )
+    return EvalOptions(
+        model=model, tasks=args.tasks, limit=args.limit, max_new_tokens=args.max_new_tokens,
+        chat_template=args.chat_template, system_prompt=args.system_prompt, seed=args.seed,
+        output=args.output, name=args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
+        use_cache=not args.no_cache, bootstrap=args.bootstrap,
+        quality=quality_from_args(args),  # validated before any model loads
+    )
+
+
+def after_run(run, args: argparse.Namespace) -> int | None:
+    """Record the finished run in the results store (one transaction), unless --no-db.
+    The submission worker records its runs itself, so this lives here, not in run_eval."""
+    if args.no_db:
+        return None
+    from imhi_bench.scoring.pipeline import report_format
+    from imhi_bench.store.db import record_run
+
+    prov = run.report["provenance"]
+    model = args.adapter or args.model
+    return record_run(
+        args.db,
+        model={
+            "name": args.name or model_label(model),
+            "path": prov.get("adapter") or prov.get("model_resolved") or args.model,
+            "revision": args.revision or "",
+            "base_model": args.model if args.adapter else None,
+            "precision": None if args.dtype == "auto" else args.dtype,
+        },
+        run={
+            "backend": args.backend,
+            "format": report_format(run.report),
+            "generation_config": prov.get("generation"),
+        },
+        results=run.report,
+        samples=[s.to_json() for rows in run.samples.values() for s in rows],
+    )
+
+
+def model_label(model: str) -> str:
+    """A leaderboard name for a model path or hub id: the folder name or the id."""
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    return path.resolve().name if path.exists() else model
+
+
+def run(args: argparse.Namespace) -> int:
+    from imhi_bench.runs.evaluate import RESULTS_FILE, run_eval
+    from imhi_bench.scoring.report import score_table
+
+    result = run_eval(options(args))
+    run_id = after_run(result, args)
+    print()
+    cache = result.report["provenance"].get("cache")
+    if cache:
+        print(f"{result.generated} generated, {result.reused} reused from the cache.")
+    print(f"Run folder: {result.run_dir}  ({RESULTS_FILE}, samples_<task>.jsonl, "
+          "lm_eval_results.json)")
+    if run_id is not None:
+        print(f"Recorded as run {run_id} in the results store (see `imhi-bench leaderboard`).")
+    # the table ends with the non-clinical notice: it stays the report's last line
+    print()
+    print(score_table(result.report))
+    return 0

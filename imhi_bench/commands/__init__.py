@@ -1,1 +1,0 @@
-"""Sub-commands of the `imhi-bench` CLI, one module each (see `imhi_bench.cli`)."""

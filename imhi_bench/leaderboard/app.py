@@ -1,0 +1,324 @@
+"""The IMHI leaderboard, a Streamlit app: `imhi-bench leaderboard [--db URL]`, or
+`streamlit run leaderboard/app.py` with the store in $IMHI_DB_URL.
+
+Pages: the main table, one model's run, two runs compared, and the submission queue.
+Data comes from `imhi_bench.leaderboard.data`; this module only lays it out.  Anything that
+came from users or models (names, posts, generations, submission errors) is shown as text:
+st.text, st.code, st.dataframe, st.json, never st.markdown or st.table (which render
+Markdown).  Store-wide frames are cached under a fingerprint of the store, so a new run
+shows on the next page load; the queue is read afresh on every load.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.leaderboard import data as data
+from imhi_bench.store.db import display_url, open_store, resolve_db_url, store_engine
+
+PAGES: tuple[str, ...] = ("Leaderboard", "Model", "Compare", "Queue")
+SAMPLES_PER_PAGE = 25
+
+FIRST_RESULT_HELP = """\
+Record a first result:
+  imhi-bench db init                                   # create the store, load the paper rows
+  imhi-bench score --predictions DIR --name MY-MODEL   # score existing generations
+  imhi-bench eval ...                                  # or generate and score in one go
+then reload this page."""
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return store_engine(open_store(url))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _frames(url: str, fingerprint: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    engine = _engine(url)
+    return data.load_runs(engine), data.load_scores(engine)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _table(url: str, fingerprint: tuple, group: str, latest_only: bool) -> pd.DataFrame:
+    runs, scores = _frames(url, fingerprint)
+    return data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
+                                  latest_only=latest_only)
+
+
+def _column_config(frame: pd.DataFrame) -> dict:
+    config = {}
+    for col in frame.columns:
+        if col == "model":
+            config[col] = st.column_config.TextColumn(pinned=True)
+        elif col == "mean BART-score":
+            config[col] = st.column_config.NumberColumn(format="%.3f")
+        elif col == "size (B)":
+            config[col] = st.column_config.NumberColumn(format="%.3g")
+        elif col == data.MEAN_COLUMN:
+            config[col] = st.column_config.NumberColumn(format="%.2f")
+        elif col in SET_NAMES:
+            config[col] = st.column_config.NumberColumn(format="%.2f", width="small")
+    return config
+
+
+def _as_text(value) -> str:
+    """A stored value as display text: None/NaN -> "", times to the second."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
+    side = st.sidebar
+    group = side.radio("Sets", list(data.SET_GROUPS), key="group",
+                       help="which sets the per-set columns and the mean cover")
+    latest = side.checkbox("Newest run per model and setting only", value=True, key="latest")
+    table = _table(url, fingerprint, group, latest)
+
+    search = st.text_input("Search models", key="search",
+                           placeholder="name, path / hub id, or base model")
+    options = data.filter_options(runs)
+    # Empty means "all": a new type or format recorded later is then shown, not hidden
+    # behind a selection made before it existed.
+    chosen = {
+        name: side.multiselect(name.capitalize(), options[name], default=[], key=key,
+                               placeholder="all")
+        for name, key in (("source", "sources"), ("type", "types"),
+                          ("training data", "training"), ("format", "formats"))
+    }
+    size_range = None
+    if options["size"] and options["size"][0] < options["size"][1]:
+        lo, hi = options["size"]
+        size_range = side.slider("Size (billions of parameters)", min_value=lo, max_value=hi,
+                                 value=(lo, hi), key="size")
+    unknown = side.checkbox("Include models of unknown size", value=True, key="unknown_size")
+    hidden = set(data.DEFAULT_HIDDEN)
+    info = side.multiselect("Columns", list(data.INFO_COLUMNS),
+                            default=[c for c in data.INFO_COLUMNS if c not in hidden],
+                            key="columns")
+    sortable = data.visible_columns(info, data.SET_GROUPS[group])
+    sort_by = side.selectbox("Sort by", sortable, key="sort_by",
+                             index=sortable.index(data.MEAN_COLUMN)
+                             if data.MEAN_COLUMN in sortable else 0)
+    descending = side.checkbox("Descending", value=True, key="descending")
+
+    shown = data.filter_table(table, data.Filters(
+        search=search, types=chosen["type"], size_range=size_range,
+        include_unknown_size=unknown, training_data=chosen["training data"],
+        formats=chosen["format"], sources=chosen["source"],
+    ))
+    shown = data.sort_table(shown, sort_by, descending)
+    view = shown[data.visible_columns(info, data.SET_GROUPS[group])]
+    st.caption(f"{len(view)} of {len(table)} runs shown. Weighted F1 in percent; "
+               "'reported' rows are the paper's numbers, 'reproduced' rows were run here.")
+    st.dataframe(view, hide_index=True, column_config=_column_config(view), key="table")
+    # A callable: the CSV is only built when someone clicks.
+    st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
+                       file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
+
+
+def _run_picker(runs: pd.DataFrame, label: str, key: str, index: int = 0) -> int:
+    labels = {int(r.run_id): data.run_label(r._asdict()) for r in runs.itertuples(index=False)}
+    ids = sorted(labels, key=lambda i: labels[i].lower())
+    return st.selectbox(label, ids, index=min(index, len(ids) - 1), key=key,
+                        format_func=labels.__getitem__)
+
+
+def _bar_chart(frame: pd.DataFrame, value: str, color: str | None = None) -> alt.Chart:
+    order = [s for s in SET_NAMES if s in set(frame["set"])]
+    base = alt.Chart(frame).encode(x=alt.X("set:N", sort=order, title="set"))
+    if color is None:
+        bars = base.mark_bar().encode(
+            y=alt.Y(f"{value}:Q", title="weighted F1 (%)", scale=alt.Scale(domain=[0, 100])),
+            tooltip=["set", value],
+        )
+        if "ci_low" in frame and frame["ci_low"].notna().any():
+            ci = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
+            return (bars + ci).properties(height=320)
+        return bars.properties(height=320)
+    return base.mark_bar().encode(
+        xOffset=f"{color}:N",
+        y=alt.Y(f"{value}:Q", title="weighted F1 (%)", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color(f"{color}:N", title=None),
+        tooltip=["set", color, value],
+    ).properties(height=320)
+
+
+def model_page(url: str, runs: pd.DataFrame) -> None:
+    run_id = _run_picker(runs, "Model run", key="model_run")
+    engine = _engine(url)
+    details = data.run_details(engine, run_id)
+    if details is None:  # removed since the page loaded
+        st.info("This run is no longer in the store: reload the page.")
+        return
+    model, run = details["model"], details["run"]
+    st.subheader("Model")
+    st.text(model["name"])
+    if run["source"] == "reported":
+        st.text(f"Reported by the paper, not reproduced here: {run['reference']}")
+    facts = {**{k: v for k, v in model.items() if k != "name"},
+             "size": data.size_label(model["params"]), **run}
+    facts = {k: _as_text(v) for k, v in facts.items() if _as_text(v)}
+    st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
+                 hide_index=True, key="facts")
+
+    st.subheader("Per-set results")
+    metrics = data.run_results(engine, run_id)
+    st.dataframe(metrics, hide_index=True, key="metrics",
+                 column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                for c in ("weighted_f1", "ci_low", "ci_high", "accuracy",
+                                          "macro_f1") if c in metrics})
+    if details["mean"]:
+        st.text("Mean over sets (as scored): " + ", ".join(
+            f"{k} {v}" for k, v in details["mean"].items()))
+    if metrics["weighted_f1"].notna().any():
+        st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
+
+    st.subheader("Provenance")
+    st.json({"provenance": details["provenance"],
+             "generation_config": details["generation_config"]}, expanded=False)
+
+    st.subheader("Samples")
+    sets = data.sample_sets(engine, run_id)
+    if not sets:
+        st.info("No samples are stored for this run.")
+        return
+    left, mid, right = st.columns(3)
+    chosen = left.selectbox("Set", ["all sets", *sets], key="sample_set")
+    wrong = mid.checkbox("Wrong only", key="wrong_only")
+    _, total = data.load_samples(engine, run_id, set_name=None if chosen == "all sets"
+                                 else chosen, wrong_only=wrong, limit=1)
+    pages = max(1, -(-total // SAMPLES_PER_PAGE))
+    page = right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1,
+                              key="sample_page")
+    frame, total = data.load_samples(
+        engine, run_id, set_name=None if chosen == "all sets" else chosen, wrong_only=wrong,
+        limit=SAMPLES_PER_PAGE, offset=(int(page) - 1) * SAMPLES_PER_PAGE,
+    )
+    st.caption(f"{total} samples match.")
+    if frame.empty:
+        return
+    listing = frame[["set", "doc_id", "gold_label", "label", "correct"]]
+    st.dataframe(listing, hide_index=True, key="samples")
+    keys = list(range(len(frame)))
+    pick = st.selectbox("Sample", keys, key="sample_pick", format_func=lambda i: (
+        f"{frame['set'].iat[i]} doc {frame['doc_id'].iat[i]}"))
+    row = frame.iloc[pick]
+    verdict = {True: "correct", False: "wrong"}.get(row["correct"], "not judged")
+    label = _as_text(row["label"]) or "(none: unparseable)"
+    st.text(f"gold label: {_as_text(row['gold_label'])}   extracted label: {label}   "
+            f"({verdict})")
+    for field, title in (("post", "Post (the prompt)"), ("generation", "Generation"),
+                         ("gold", "Gold response")):
+        st.caption(title)
+        st.code(_as_text(row[field]), language=None, wrap_lines=True)
+
+
+def compare_page(url: str, runs: pd.DataFrame) -> None:
+    if len(runs) < 2:
+        st.info("Comparing needs two runs in the store.")
+        return
+    left, right = st.columns(2)
+    with left:
+        run_a = _run_picker(runs, "Run A", key="compare_a", index=0)
+    with right:
+        run_b = _run_picker(runs, "Run B", key="compare_b", index=1)
+    labels = {int(r.run_id): data.run_label(r._asdict()) for r in runs.itertuples(index=False)}
+    st.text(f"A: {labels[run_a]}\nB: {labels[run_b]}")
+    engine = _engine(url)
+    table = data.compare_runs(data.run_results(engine, run_a), data.run_results(engine, run_b))
+    if table.empty:
+        st.info("Neither run has per-set results.")
+        return
+    st.dataframe(table, hide_index=True, key="compare_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                for c in ("A weighted F1", "B weighted F1", "B - A")})
+    long = pd.concat([
+        pd.DataFrame({"set": table["set"], "run": "A", "weighted F1": table["A weighted F1"]}),
+        pd.DataFrame({"set": table["set"], "run": "B", "weighted F1": table["B weighted F1"]}),
+    ]).dropna()
+    st.altair_chart(_bar_chart(long, "weighted F1", color="run"), key="compare_chart")
+
+
+QUEUE_HELP = """\
+Queue a model:
+  imhi-bench submit --model PATH_OR_ID --name NAME   # checked, pinned, queued as PENDING
+  imhi-bench worker --drain                          # evaluates the queue, each exactly once
+  imhi-bench status                                  # the queue in a terminal
+See submissions/README.md."""
+
+
+def queue_page(url: str) -> None:
+    # Not cached: the queue changes while people watch it, and the query is small.
+    queue = data.load_queue(_engine(url))
+    if queue.empty:
+        st.info("No submissions yet.")
+        st.code(QUEUE_HELP, language=None)
+        return
+    counts = queue["status"].value_counts()
+    st.caption(", ".join(f"{int(counts.get(s, 0))} {s.lower()}"
+                         for s, _ in data.QUEUE_SECTIONS))
+    # Names, paths and error messages come from submitters: dataframes show them as text.
+    for status, title in data.QUEUE_SECTIONS:
+        part = data.queue_section(queue, status)
+        st.subheader(f"{title} ({len(part)})")
+        if part.empty:
+            st.text("none")
+        else:
+            st.dataframe(part, hide_index=True, key=f"queue_{status.lower()}")
+    st.code(QUEUE_HELP, language=None)
+
+
+def empty_store(url: str) -> None:
+    st.info("The results store is empty.")
+    st.code(FIRST_RESULT_HELP, language=None)
+    st.text(f"Store: {display_url(url)}")
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def main() -> None:
+    st.set_page_config(page_title="IMHI leaderboard", layout="wide")
+    st.title("IMHI leaderboard")
+    # Every page, before anything can fail: these numbers are research results only.
+    st.warning(NON_CLINICAL_NOTICE, icon="⚠️")
+    try:
+        url = resolve_db_url()
+        fingerprint = data.store_fingerprint(_engine(url))
+    except ImhiError as e:
+        st.error("Cannot open the results store.")
+        st.text(str(e))
+        return
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    if page == "Queue":  # the queue has its own empty state, runs or not
+        st.sidebar.text(f"Store: {display_url(url)}")
+        queue_page(url)
+        return
+    runs, _ = _frames(url, fingerprint)
+    if runs.empty:
+        empty_store(url)
+        return
+    st.sidebar.text(f"Store: {display_url(url)}")
+    if not (runs["source"] == "reproduced").any():
+        st.info("Only the paper's reported rows so far.")
+        st.code(FIRST_RESULT_HELP, language=None)
+    if page == "Leaderboard":
+        leaderboard_page(url, fingerprint, runs)
+    elif page == "Model":
+        model_page(url, runs)
+    else:
+        compare_page(url, runs)
+
+
+if __name__ == "__main__":
+    main()

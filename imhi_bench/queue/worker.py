@@ -1,0 +1,236 @@
+"""The queue worker (`imhi-bench worker`): claim a submission, evaluate it with
+`runner.run_eval`, record its run, repeat.
+
+One job: claim (imhi_bench.queue.jobs) -> heartbeat thread on -> re-check a local folder's
+content hash (a folder changed after submitting is not scored) -> `run_eval` into
+`<submissions dir>/runs/<id>`, with the generation cache in `<submissions dir>/cache` ->
+record the run and mark the job FINISHED in one transaction, or FAILED with the one-line
+error.  Both paths are fixed per submission, so a job requeued after its worker died
+resumes from the generations that worker had cached (the cache is keyed by model identity
+and prompt; workers sharing the submissions dir share it).
+
+Modes: `--once` runs at most one job; `--drain` runs jobs until none it may run is PENDING
+(stale RUNNING jobs are requeued first, so they count; RUNNING jobs with a live heartbeat
+are left to their workers) and exits; with neither, the worker polls forever.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.queue.jobs import (
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    FAILED,
+    FINISHED,
+    Claim,
+    Heartbeat,
+    LostClaim,
+    claim,
+    fail,
+    finish,
+    new_worker_id,
+    release,
+    requeue_stale,
+    waiting_for_remote_code,
+)
+from imhi_bench.queue.submission import PRECISIONS, content_hash, submissions_dir
+
+MODES = ("once", "drain", "forever")
+LOST = "LOST"
+
+
+@dataclass
+class WorkerOptions:
+    db: str | None = None
+    submissions_dir: str | None = None
+    mode: str = "forever"  # MODES
+    tasks: str | None = None  # None: the backend's full default (imhi / imhi_completion)
+    limit: int | None = None
+    max_new_tokens: int | None = None
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    trust_remote_code: bool = False
+    batch_size: str = "auto"
+    device: str | None = None
+    data_dir: str | None = None
+    bootstrap: int = 1000
+    poll: float = 30.0
+    worker_id: str | None = None
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """Four beats per timeout: one slow write does not get a live job requeued."""
+    return max(0.2, min(60.0, timeout / 4))
+
+
+def check_options(opts: WorkerOptions) -> None:
+    if opts.mode not in MODES:
+        raise ImhiError(f"unknown worker mode {opts.mode!r}: use one of {', '.join(MODES)}")
+    if opts.heartbeat_timeout <= 0:
+        raise ImhiError("--heartbeat-timeout must be a positive number of seconds")
+    if opts.poll <= 0:
+        raise ImhiError("--poll must be a positive number of seconds")
+    if opts.limit is not None and opts.limit < 1:
+        raise ImhiError("--limit must be a positive number of samples per task")
+    if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
+        raise ImhiError("--max-new-tokens must be at least 1")
+    if opts.batch_size != "auto" and not (str(opts.batch_size).isdigit()
+                                          and int(opts.batch_size) > 0):
+        raise ImhiError(f"--batch-size {opts.batch_size!r}: use auto or a positive integer")
+
+
+def work(opts: WorkerOptions, log=print) -> dict[str, int]:
+    """Run jobs as `opts.mode` says; returns how many ended FINISHED, FAILED and LOST."""
+    from imhi_bench.store.db import open_store
+
+    check_options(opts)
+    factory = open_store(opts.db)
+    worker = opts.worker_id or new_worker_id()
+    directory = submissions_dir(opts.submissions_dir)
+    counts = {FINISHED: 0, FAILED: 0, LOST: 0}
+    log(f"worker {worker}: store ready, mode {opts.mode}")
+    while True:
+        for sub_id in requeue_stale(factory, opts.heartbeat_timeout):
+            log(f"requeued {sub_id}: no heartbeat for {opts.heartbeat_timeout:g} s")
+        job = claim(factory, worker, trust_remote_code=opts.trust_remote_code)
+        if job is None:
+            if opts.mode != "forever":
+                held = 0 if opts.trust_remote_code else waiting_for_remote_code(factory)
+                log("nothing pending" + (f" ({held} submission(s) need remote code: a worker "
+                                         "started with --trust-remote-code runs them)"
+                                         if held else ""))
+                return counts
+            time.sleep(opts.poll)
+            continue
+        counts[run_job(factory, job, opts, directory, log)] += 1
+        if opts.mode == "once":
+            return counts
+
+
+def run_job(factory, job: Claim, opts: WorkerOptions, directory: Path, log=print) -> str:
+    """Evaluate one claimed submission; returns FINISHED, FAILED or LOST."""
+    from imhi_bench.runs.evaluate import run_eval
+
+    sub = job.row
+    log(f"claimed {sub['id']} ({sub['name']}, attempt {job.attempt})")
+    try:
+        with Heartbeat(factory, job, heartbeat_interval(opts.heartbeat_timeout), log) as hb:
+            verify_pins(sub)
+            run = run_eval(eval_options(sub, opts, directory), log=log)
+        if hb.lost.is_set():
+            raise LostClaim(f"submission {sub['id']} was requeued while this worker ran it: "
+                            "its result was discarded")
+        run_id = finish(factory, job, lambda session: record(session, job, run))
+    except LostClaim as e:
+        log(str(e))
+        return LOST
+    except ImhiError as e:
+        return _failed(factory, job, str(e), log)
+    except (KeyboardInterrupt, SystemExit):
+        release(factory, job, "requeued: its worker was stopped")
+        log(f"released {sub['id']}: back to PENDING")
+        raise
+    except Exception as e:  # noqa: BLE001 - a model may break in any way; the worker goes on
+        traceback.print_exc(file=sys.stderr)
+        first = (str(e).strip().splitlines() or [""])[0]
+        return _failed(factory, job, f"evaluation crashed: {type(e).__name__}: {first}", log)
+    finally:
+        _free_memory()
+    log(f"FINISHED {sub['id']}: run {run_id}")
+    return FINISHED
+
+
+def _failed(factory, job: Claim, error: str, log) -> str:
+    if fail(factory, job, error):
+        log(f"FAILED {job.id}: {error}")
+        return FAILED
+    log(f"{job.id} failed ({error}), but it had been requeued meanwhile: left to its new worker")
+    return LOST
+
+
+def _free_memory() -> None:
+    # The next job loads another model: drop this one's weights now.
+    gc.collect()
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def verify_pins(sub: dict) -> None:
+    """A local folder (or adapter) must still hash to what was submitted."""
+    for path, pinned, what in ((sub["model"], sub["revision"], "model"),
+                               (sub["adapter"], sub["adapter_revision"], "adapter")):
+        if not path or not pinned.startswith("sha256:"):
+            continue
+        if not os.path.isdir(path):
+            raise ImhiError(f"the {what} folder {path} is gone: it must stay in place until the "
+                            "submission is evaluated; restore it, or submit again")
+        now = content_hash(path)
+        if now != pinned:
+            raise ImhiError(f"the {what} folder {path} changed after it was submitted (content "
+                            f"hash {now[:19]}, submitted {pinned[:19]}): submit it again under "
+                            "a new name")
+
+
+def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
+    from imhi_bench.models.backends import ModelOptions
+    from imhi_bench.runs.evaluate import EvalOptions
+
+    local = sub["revision"].startswith("sha256:")
+    model = ModelOptions(
+        model=sub["model"], backend=sub["backend"], adapter=sub["adapter"] or None,
+        revision=None if local else sub["revision"], dtype=PRECISIONS[sub["precision"]],
+        batch_size=str(opts.batch_size), device=opts.device,
+        trust_remote_code=bool(opts.trust_remote_code and sub["needs_remote_code"]),
+    )
+    return EvalOptions(
+        model=model, tasks=opts.tasks, limit=opts.limit, max_new_tokens=opts.max_new_tokens,
+        output=str(directory / "runs" / sub["id"]), name=sub["id"], data_dir=opts.data_dir,
+        cache_dir=str(directory / "cache"), use_cache=True, bootstrap=opts.bootstrap,
+    )
+
+
+def record(session, job: Claim, run) -> int:
+    """Write the evaluated run into the store (inside `queue.finish`'s transaction)."""
+    from imhi_bench.queue.jobs import utcnow
+    from imhi_bench.scoring.pipeline import report_format
+    from imhi_bench.store.db import record_run
+
+    sub = job.row
+    report = run.report
+    provenance = {**report["provenance"], "submission": {
+        "id": sub["id"], "attempt": job.attempt, "worker": job.worker,
+        "submitter": sub["submitter"], "revision": sub["revision"],
+        "adapter_revision": sub["adapter_revision"] or None,
+    }}
+    adapter = bool(sub["adapter"])
+    return record_run(
+        session,
+        model={
+            # An adapter is ranked as itself, on top of its base.
+            "name": sub["name"],
+            "path": sub["adapter"] if adapter else sub["model"],
+            "revision": sub["adapter_revision"] if adapter else sub["revision"],
+            "type": sub["type"], "params": sub["params"], "precision": sub["precision"],
+            "base_model": sub["base_model"], "license": sub["license"],
+            "training_data": sub["training_data"],
+        },
+        run={
+            "backend": sub["backend"],
+            "format": report_format(report),
+            "generation_config": provenance.get("generation"),
+            "provenance": provenance,
+            "started_at": job.claimed_at,
+            "finished_at": utcnow(),
+        },
+        results={**report, "provenance": provenance},
+        samples=[s.to_json() for rows in run.samples.values() for s in rows],
+    )

@@ -1,0 +1,174 @@
+"""Reading generations that already exist, for `imhi-bench score`.
+
+Supported input: a folder in MentaLLaMA `IMHI.py` output format, one `<SET>.csv` per set
+with columns `goldens` and `generated_text` (other columns, e.g. `labels` or a pandas index,
+are ignored), the set taken from the file stem case-insensitively; or one such CSV file.
+
+Second format: lm-eval per-sample JSONL, `samples_<task>[_<date>].jsonl`, as written by
+`imhi-bench eval` into its run folder and by `lm_eval --log_samples --output_path OUT`
+(directly in the folder or one level down, where lm-eval puts them); or one such file.
+The set comes from the record's `doc.set`, else from the IMHI task name in the file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from imhi_bench.benchmark.data import read_csv
+from imhi_bench.benchmark.sets import SET_NAMES, get_set
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.fileio import sha256_file
+
+GOLD = "goldens"
+GENERATED = "generated_text"
+
+
+@dataclass
+class Prediction:
+    doc_id: int
+    gold: str
+    generation: str
+    prompt: str | None = None
+
+
+@dataclass
+class PredictionFile:
+    set: str
+    path: Path
+    sha256: str
+    rows: list[Prediction]
+
+
+def _set_of(path: Path) -> str:
+    try:
+        return get_set(path.stem).name
+    except ImhiError:
+        raise ImhiError(
+            f"{path.name}: the file name must be an IMHI set name ({' '.join(SET_NAMES)}), "
+            f"e.g. DR.csv; rename {path.name} or move it out of the folder"
+        ) from None
+
+
+def read_imhi_csv(path: Path) -> PredictionFile:
+    name = _set_of(path)
+    rows = read_csv(path, (GOLD, GENERATED))
+    preds = [Prediction(i, r[GOLD], r[GENERATED]) for i, r in enumerate(rows)]
+    return PredictionFile(name, path, sha256_file(path), preds)
+
+
+SAMPLES_GLOB = "samples_*.jsonl"
+
+
+def _task_of(path: Path) -> str | None:
+    """The IMHI task in an lm-eval samples file name, e.g. samples_imhi_dr_2024-...jsonl."""
+    from imhi_bench.tasks.lm_tasks import parse_task
+
+    stem = path.stem.removeprefix("samples_")
+    parts = stem.split("_")
+    for n in range(len(parts), 0, -1):
+        if parse_task("_".join(parts[:n])):
+            return "_".join(parts[:n])
+    return None
+
+
+def _first(value):
+    """lm-eval nests responses in lists (one per repeat / filter): the first string."""
+    while isinstance(value, list):
+        if not value:
+            return ""
+        value = value[0]
+    return value if isinstance(value, str) else ""
+
+
+def read_samples_jsonl(path: Path) -> PredictionFile:
+    """One lm-eval per-sample JSONL file (one IMHI task)."""
+    from imhi_bench.tasks.lm_tasks import parse_task
+
+    task = _task_of(path)
+    preds: list[Prediction] = []
+    names: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                doc = rec.get("doc") or {}
+                gold = doc.get("gold", rec.get("target"))
+                gen = _first(rec.get("filtered_resps", rec.get("resps")))
+                args = rec.get("arguments")
+                prompt = (args.get("gen_args_0", {}).get("arg_0") if isinstance(args, dict)
+                          else _first(args) if args else None)
+                doc_id = int(rec.get("doc_id", doc.get("doc_id", lineno - 1)))
+            except (ValueError, AttributeError, TypeError) as e:
+                raise ImhiError(f"{path.name} line {lineno} is not an lm-eval sample record "
+                                f"({e}): expected the JSONL lm_eval --log_samples writes") from None
+            if not isinstance(gold, str):
+                raise ImhiError(f"{path.name} line {lineno} has no gold response (doc.gold or "
+                                "target): is this an IMHI task's samples file?")
+            name = doc.get("set") or (parse_task(task)[0].name if task else None)
+            if name is None:
+                raise ImhiError(
+                    f"{path.name}: cannot tell the IMHI set (no doc.set, and the file name "
+                    "names no IMHI task): name it samples_<task>.jsonl, e.g. samples_imhi_dr.jsonl"
+                )
+            names.add(get_set(name).name)
+            preds.append(Prediction(doc_id, gold, gen, prompt))
+    if not preds:
+        raise ImhiError(f"{path} is empty: expected one lm-eval sample record per line")
+    if len(names) > 1:
+        raise ImhiError(f"{path.name} mixes sets ({', '.join(sorted(names))}): one file per task")
+    preds.sort(key=lambda p: p.doc_id)
+    return PredictionFile(names.pop(), path, sha256_file(path), preds)
+
+
+def _samples_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob(SAMPLES_GLOB))
+    if not files:  # lm_eval --output_path OUT writes OUT/<model name>/samples_*.jsonl
+        files = sorted(folder.glob(f"*/{SAMPLES_GLOB}"))
+    return [f for f in files if f.is_file()]
+
+
+def load_predictions(path: str | os.PathLike) -> dict[str, PredictionFile]:
+    """Every set's predictions under `path`, keyed by the set's released name."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ImhiError(f"{path} does not exist: pass a folder of <SET>.csv prediction files "
+                        "or an imhi-bench eval run folder")
+    if path.is_file() and path.suffix.lower() == ".jsonl":
+        pf = read_samples_jsonl(path)
+        return {pf.set: pf}
+    if path.is_dir() and _samples_files(path):
+        out: dict[str, PredictionFile] = {}
+        for f in _samples_files(path):
+            pf = read_samples_jsonl(f)
+            if pf.set in out:
+                raise ImhiError(
+                    f"{out[pf.set].path.name} and {f.name} are both {pf.set} predictions: "
+                    "keep one (or score them from separate folders)"
+                )
+            out[pf.set] = pf
+        return out
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise ImhiError(f"{path} is not a .csv file: pass a folder of <SET>.csv files or one")
+        files = [path]
+    else:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        if not files:
+            raise ImhiError(
+                f"{path} holds no prediction files: expected one <SET>.csv per set "
+                f"(e.g. DR.csv) with columns {GOLD}, {GENERATED}"
+            )
+    out: dict[str, PredictionFile] = {}
+    for f in files:
+        pf = read_imhi_csv(f)
+        if pf.set in out:
+            raise ImhiError(
+                f"{out[pf.set].path.name} and {f.name} are both {pf.set} predictions: keep one"
+            )
+        out[pf.set] = pf
+    return out

@@ -1,0 +1,558 @@
+"""Label schemas of the IMHI sets and reading a class out of free-form model text.
+
+`parse_gold(set, text)` reads a *gold* response strictly: its label sentence must be one of
+the phrasings the released data uses.  `extract_label(set, text)` reads a *generated*
+response leniently, the whole of it, and returns None when no class can be read (None is
+scored as wrong, never mapped to a class).
+
+How `extract_label` decides, and why
+------------------------------------
+The text is cut into sentences and each sentence gets a rank:
+
+3. the answer slot: the text before a "Reasoning:"-style marker, or a first sentence that
+   starts like an answer ("Yes", "No.", "Label: ...", "This post shows ...", a bare class
+   name).  This is where the IMHI format puts the label, so it wins over everything else;
+2. sentences that state a label explicitly ("the appropriate label is Work", "falls under
+   the category of ...", "I would classify ... as ...", "the answer is no");
+1.5 conclusions ("Therefore ...", "Overall ...", "In conclusion ...");
+1. any other sentence.
+
+The highest rank that yields a class decides.  Within ranks 3, 2 and 1 the *first* sentence
+that yields a class wins (models state the answer first); within conclusions the *last* one
+wins (a conclusion closes the text).  Within one sentence, a class named after a label cue
+beats one named before it, and otherwise the first class named wins; mentions in a negated
+clause ("not related to work") or a concessive one ("Although it mentions work, ...") do
+not count.  For the binary sets a sentence yields a class through a leading yes/no, an
+explicit "the answer is yes", or a claim about the set's concept (depression, stress, ...),
+negated or not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from imhi_bench.benchmark.sets import SETS, get_set
+from imhi_bench.core.errors import ImhiError
+
+# --------------------------------------------------------------------------------------
+# Schemas: gold phrasings (exactly as the released data spells them) and free-text aliases
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelSchema:
+    set: str
+    # class -> gold label sentences as released (instruction, completion), lower-case,
+    # without the final full stop
+    gold_phrases: dict[str, tuple[str, ...]]
+    # multi-class: class -> regex fragments naming the class in free text
+    aliases: dict[str, tuple[str, ...]]
+    # binary: regex fragment naming the concept the question asks about
+    concept: str = ""
+    # multi-class: the class meaning "none of the others" ("no mental disorders"), and the
+    # generic concept whose negation states it ("no signs of a mental disorder")
+    none_class: str | None = None
+    none_concept: str = ""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return SETS[self.set].classes
+
+
+def _binary(name: str, yes: str, no: str, concept: str) -> LabelSchema:
+    return LabelSchema(name, {"yes": (yes, "yes"), "no": (no, "no")}, {}, concept=concept)
+
+
+_NO_DISORDER = (
+    r"no mental (?:disorders?|illness\w*)(?: symptoms?)?",
+    r"control (?:group|class|category|condition)",
+    r"\(control\)",
+    r"['\"]?control['\"]?(?=\s*[.!]?\s*$)",
+)
+_DISORDER = (
+    r"mental health|mental (?:disorders?|illness\w*|conditions?)|psychiatric (?:disorders?|"
+    r"conditions?|symptoms?|issues?)|psychological distress|disorders?"
+)
+
+_SCHEMAS: dict[str, LabelSchema] = {
+    s.set: s
+    for s in (
+        _binary("CLP", "yes, the poster suffers from depression",
+                "no, the poster does not suffer from depression", r"depress\w*"),
+        _binary("DR", "yes, the poster suffers from depression",
+                "no, the poster does not suffer from depression", r"depress\w*"),
+        _binary("dreaddit", "yes, the poster suffers from stress",
+                "no, the poster does not suffer from stress", r"stress\w*"),
+        _binary("loneliness", "yes, the poster suffers from loneliness",
+                "no, the poster does not suffer from loneliness", r"lonel\w*|isolat\w*|alone"),
+        _binary("Irf", "yes, the post shows this risk", "no, the post does not show this risk",
+                r"risks?|thwarted belongingness|perceived burdensomeness|belong\w*|burden\w*"
+                r"|connectedness"),
+        _binary("MultiWD", "yes, this wellness dimension exists in the post",
+                "no, this wellness dimension does not exist in the post",
+                # the dimension by name or by the definition the IMHI explanations use
+                r"(?:wellness )?dimensions?|wellness|(?:spiritual|physical|intellectual|social"
+                r"|vocational|emotional) aspects?|meaning (?:or|and|of) (?:\w+ )?purpose|"
+                r"interdependence|(?:work|career)(?: or career)?[- ]related|healthy habits|"
+                r"intellectual(?: or cultural)? (?:activit\w*|pursuits?|growth)"),
+        LabelSchema(
+            "CAMS",
+            {
+                "none": ("this post shows no causes of depression", "none"),
+                **{c: (f"this post shows causes of depression related to {c}", c)
+                   for c in ("bias or abuse", "jobs and career", "medication", "relationship",
+                             "alienation")},
+            },
+            {
+                "none": (r"no causes?(?: of depression)?", r"none"),
+                "bias or abuse": (r"bias or abuse", r"bias\w*", r"abus\w*", r"discriminat\w*",
+                                  r"bull(?:y|ied|ying)"),
+                "jobs and career": (r"jobs? and careers?", r"jobs?", r"careers?",
+                                    r"(?:un)?employ\w*", r"workplace", r"work"),
+                "medication": (r"medications?", r"medicines?", r"medical", r"meds"),
+                "relationship": (r"relationships?", r"romantic", r"break ?ups?", r"divorce\w*"),
+                "alienation": (r"alienat\w*", r"isolat\w*", r"loneliness", r"lonely"),
+            },
+            none_class="none",
+            none_concept=r"causes?(?: (?:of|for) (?:the |their |his |her )?depression)?",
+        ),
+        LabelSchema(
+            "SAD",
+            {
+                **{c: (f"this post shows the stress cause related to {c}", c)
+                   for c in ("school", "financial problem", "family issues",
+                             "social relationships", "work", "health issues",
+                             "everyday decision making")},
+                "emotion turmoil": ("this post shows the stress cause related to emotion turmoil",
+                                    "emotional turmoil", "emotion turmoil"),
+                "other stress causes": ("this post shows other stress causes", "other causes",
+                                        "other stress causes"),
+            },
+            {
+                "school": (r"school\w*", r"academic\w*", r"exams?", r"college", r"university",
+                           r"homework", r"education\w*", r"studies", r"grades"),
+                "financial problem": (r"financ\w*", r"money", r"debts?", r"bills"),
+                "family issues": (r"family issues?", r"family", r"families", r"parents?"),
+                "social relationships": (r"social relationships?", r"relationships?",
+                                         r"friends?", r"friendships?", r"social"),
+                "work": (r"work", r"workplace", r"job\w*", r"careers?", r"(?:un)?employ\w*",
+                         r"boss", r"co-?workers?"),
+                "health issues": (r"health(?: issues?| problems?)?", r"illness\w*",
+                                  r"sickness", r"medical", r"diseases?", r"injur\w*"),
+                "emotion turmoil": (r"emotion(?:al)? turmoil", r"turmoil",
+                                    r"emotional (?:distress|struggles?|issues?)"),
+                "everyday decision making": (r"(?:everyday |daily )?decision[- ]making",
+                                             r"decisions?"),
+                "other stress causes": (r"other (?:stress )?causes?(?: of stress)?",
+                                        r"other (?:category|reasons?)",
+                                        r"['\"]?other['\"]?(?=\s*[.!]?\s*$)"),
+            },
+        ),
+        LabelSchema(
+            "swmh",
+            {
+                **{c: (f"this post shows mental disorder symptoms related to {c}", c)
+                   for c in ("depression", "suicide", "anxiety", "bipolar disorder")},
+                "no mental disorder": ("this post shows no mental disorder symptoms",
+                                       "no mental disorder", "no mental disorders"),
+            },
+            {
+                "depression": (r"depress\w*",),
+                "suicide": (r"suicid\w*", r"self[- ]harm\w*"),
+                "anxiety": (r"anxi\w*", r"panic"),
+                "bipolar disorder": (r"bipolar\w*(?: disorder)?", r"mania", r"manic"),
+                "no mental disorder": _NO_DISORDER,
+            },
+            none_class="no mental disorder",
+            none_concept=_DISORDER,
+        ),
+        LabelSchema(
+            "t-sid",
+            {
+                "depression": ("this post shows depression", "depression"),
+                "suicide or self-harm tendency": ("this post shows suicide or self-harm tendency",
+                                                  "suicide or self-harm tendency"),
+                "PTSD": ("this post shows ptsd", "ptsd"),
+                "no mental disorders": ("this post shows no mental disorders",
+                                        "no mental disorders"),
+            },
+            {
+                "depression": (r"depress\w*",),
+                "suicide or self-harm tendency": (r"suicid\w*(?: or self[- ]harm(?: tendenc\w*)?)?",
+                                                  r"self[- ]harm\w*"),
+                "PTSD": (r"ptsd", r"post[- ]?traumatic stress(?: disorder)?"),
+                "no mental disorders": _NO_DISORDER,
+            },
+            none_class="no mental disorders",
+            none_concept=_DISORDER,
+        ),
+    )
+}
+
+assert set(_SCHEMAS) == set(SETS), "every IMHI set needs a label schema"
+for _s in _SCHEMAS.values():
+    assert tuple(sorted(_s.gold_phrases)) == tuple(sorted(_s.classes)), _s.set
+    assert _s.concept or tuple(sorted(_s.aliases)) == tuple(sorted(_s.classes)), _s.set
+
+
+def schema(set_name: str) -> LabelSchema:
+    return _SCHEMAS[get_set(set_name).name]
+
+
+def label_sentence(set_name: str, cls: str) -> str:
+    """The instruction-format gold label sentence of a class, as the data spells it."""
+    phrase = schema(set_name).gold_phrases[cls][0]
+    return phrase[0].upper() + phrase[1:].replace(" ptsd", " PTSD") + "."
+
+
+# --------------------------------------------------------------------------------------
+# Text plumbing
+# --------------------------------------------------------------------------------------
+
+_REASONING = re.compile(
+    r"(?:^|(?<=[\s.!?*\"'\]]))(?:reasoning|explanation|rationale|reason|analysis|justification)"
+    r"\s*\**\s*:",
+    re.IGNORECASE,
+)
+_PREFIX = re.compile(
+    r"^[\s\W]*(?:(?:final\s+)?(?:answer|label|prediction|classification|category|output|"
+    r"response|result|assistant|a)\s*\**\s*[:\-=]\s*)?[\s\"'*`#\[(]*",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]*]*\s+|\n+")
+_WS = re.compile(r"\s+")
+_NEG = re.compile(
+    r"\b(?:not|no|never|neither|nor|without|lack of (?:any |clear )?(?:signs?|symptoms?|"
+    r"indicat\w*|evidence|mention|focus|emphasis|attention|discussion|reference)|absence|absent"
+    r"|free (?:of|from)|none|nothing|cannot|"
+    r"unlikely|rather than|instead of|other than|ruled? out)\b|n't\b",
+    re.IGNORECASE,
+)
+# A new predicate between a negation and a mention ends the negation's reach: in "is not
+# typical and may indicate depression" or "no friends, which suggests depression" the
+# mention is asserted.  A predicate within three words of the negation, with no comma in
+# between, is the negated verb itself ("does not strongly align with depression").
+_NEG_BOUNDARY = re.compile(
+    r"\b(?:which|who)\b|(?:\band|\bbut|\bso|,)\s+(?:it\s+|this\s+|they\s+)?(?:may|might|could|can)\b"
+    r"|(?<!that )(?<!that would )(?<!that could )(?<!that might )(?<!that may )"
+    r"\b(?:indicat(?:e|es|ing)|suggest(?:s|ing)?|impl(?:y|ies|ying)|align(?:s|ing)?"
+    r"|point(?:s|ing)? to|reflect(?:s|ing)?)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\S+")
+
+
+def _negated_before(before: str) -> bool:
+    """Whether a negation in `before` (the clause up to a mention) reaches the mention."""
+    for neg in _NEG.finditer(before):
+        between = before[neg.end():]
+        words = list(_WORD.finditer(between))
+        own_verb_end = words[3].start() if len(words) > 3 else len(between)
+        bounds = [b for b in _NEG_BOUNDARY.finditer(between)]
+        if bounds and bounds[0].start() < own_verb_end and "," not in between[: bounds[0].start()]:
+            bounds = bounds[1:]
+        if not bounds:
+            return True
+    return False
+
+
+# "depression is not evident", "the dimension of the vocational aspect does not exist": a
+# negation shortly after the mention, with no comma or conjunction in between.
+_NEG_AFTER = re.compile(
+    r"^(?:\s*(?!(?:and|but|or|which|who|that|while|although|because)\b)[\w'-]+){0,6}?"
+    r"\s*(?:\bnot\b|\bnever\b|\babsent\b|\blacking\b|\bunlikely\b|n't\b)",
+    re.IGNORECASE,
+)
+_UNCERTAIN = re.compile(
+    r"\b(?:unclear|uncertain|not (?:entirely )?clear|may or may not|"
+    r"(?:cannot|can't|can not|unable to|not possible to|impossible to|difficult to|hard to"
+    r"|inappropriate to|premature to)"
+    r" (?:be )?(?:determined?|say|tell|conclude|know|assess|infer|diagnose|label)\w*|"
+    r"(?:insufficient|not enough|n't enough|limited) (?:information|context|evidence|data)|"
+    r"to (?:determine|tell|say|know|conclude) (?:if|whether))\b",
+    re.IGNORECASE,
+)
+# Clause boundaries that change what a negation or a mention applies to.
+_CLAUSE_SPLIT = re.compile(
+    r"[;:]|(?:,\s*|\s+)(?=(?:but|however|yet|whereas|although|though|even though|while|whilst)\b)"
+    r"|\s+-\s+|\s+—\s+",
+    re.IGNORECASE,
+)
+_CONTRAST = re.compile(r"^\W*(?:but|however|yet)\b", re.IGNORECASE)
+_CONCESSIVE = re.compile(
+    r"^\W*(?:although|though|even though|even if|while|whilst|despite|whereas)\b", re.IGNORECASE
+)
+_LABEL_CUE = re.compile(
+    r"\b(?:label\w*|categor\w*|classif\w*|falls? (?:under|into|within)|answer\w*|predict\w*"
+    r"|verdict|diagnos\w*|related to|stress cause|cause of (?:the )?(?:stress|depression)"
+    r"|causes? (?:is|would be|are)|(?:mental )?disorder symptoms? (?:of|is|are)|i would say"
+    r"|best (?:describes?|fits?)|most (?:likely|appropriate|fitting)"
+    r"|primary (?:cause|focus|issue))\b",
+    re.IGNORECASE,
+)
+_CONCLUSION = re.compile(
+    r"^\W*(?:therefore|thus|hence|so|overall|in conclusion|in summary|to summari[sz]e|"
+    r"to conclude|consequently|as a result|all in all|ultimately|in short|based on|given)\b",
+    re.IGNORECASE,
+)
+_ANSWER_START = re.compile(
+    r"^\W*(?:yes|no|this post shows|the post shows|the poster (?:does|suffers|is)|"
+    r"(?:final\s+)?(?:answer|label|prediction|classification|category)\s*\**\s*[:\-=])",
+    re.IGNORECASE,
+)
+_YES_NO = re.compile(r"^(yes|no)\b", re.IGNORECASE)
+_EXPLICIT_YES_NO = re.compile(
+    r"\b(?:answer|label|prediction|verdict|response|classification)\b[^.?!]{0,40}?"
+    r"(?:\bis\b|:|\bwould be\b|=|\bas\b)\s*[\"'*`]*\s*(yes|no)\b",
+    re.IGNORECASE,
+)
+
+
+def _normalise(text: str) -> str:
+    return (
+        text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
+        .replace("\u201d", '"').replace("**", "").replace("__", "")
+    )
+
+
+def split_label_and_reasoning(text: str) -> tuple[str, str]:
+    """('label part', 'reasoning') at the first Reasoning:-style marker; ('', text) if none."""
+    m = _REASONING.search(text)
+    if m is None:
+        return "", text
+    return text[: m.start()], text[m.end():]
+
+
+def explanation(text: str) -> str:
+    """The explanation of a response without its leading label sentence."""
+    head, rest = split_label_and_reasoning(_normalise(text))
+    return rest.strip() if head.strip() or rest.strip() else text.strip()
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def _clauses(sentence: str) -> list[tuple[str, bool]]:
+    """Clauses of a sentence with a flag saying whether each is concessive.  A concessive
+    clause runs to its first comma ("Although X, Y": X concessive, Y the main clause)."""
+    out: list[tuple[str, bool]] = []
+    for part in _CLAUSE_SPLIT.split(sentence):
+        if not part or not part.strip():
+            continue
+        if _CONCESSIVE.match(part):
+            head, comma, tail = part.partition(",")
+            out.append((head, True))
+            if comma and tail.strip():
+                out.append((tail, False))
+        else:
+            out.append((part, False))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Per-sentence readers
+# --------------------------------------------------------------------------------------
+
+@cache
+def _concept_re(set_name: str) -> re.Pattern:
+    return re.compile(rf"\b(?:{schema(set_name).concept})\b", re.IGNORECASE)
+
+
+@cache
+def _mention_re(set_name: str) -> tuple[re.Pattern, dict[str, str]]:
+    """One alternation over every alias, longest first, with a group per class."""
+    sch = schema(set_name)
+    groups, names = [], {}
+    pairs = [(cls, a) for cls, aliases in sch.aliases.items() for a in aliases]
+    pairs.sort(key=lambda p: -len(p[1]))
+    for i, (cls, alias) in enumerate(pairs):
+        groups.append(rf"(?P<g{i}>{alias})")
+        names[f"g{i}"] = cls
+    return re.compile(r"\b(?:" + "|".join(groups) + r")(?!\w)", re.IGNORECASE), names
+
+
+def _binary_sentence(set_name: str, sentence: str) -> str | None:
+    m = _EXPLICIT_YES_NO.search(sentence)
+    if m:
+        return m.group(1).lower()
+    if sentence.rstrip().endswith("?") or _UNCERTAIN.search(sentence):
+        return None
+    concept = _concept_re(set_name)
+    main: list[str] = []
+    conc: list[str] = []
+    for clause, concessive in _clauses(sentence):
+        found = [
+            "no" if _negated_before(clause[: cm.start()]) or _NEG_AFTER.search(clause[cm.end():])
+            else "yes"
+            for cm in concept.finditer(clause)
+        ]
+        if found and _CONTRAST.match(clause):
+            main = []  # "X, but Y": Y is what the sentence asserts
+        (conc if concessive else main).extend(found)
+    claims = main or conc
+    return claims[0] if claims else None
+
+
+@cache
+def _none_concept_re(set_name: str) -> re.Pattern | None:
+    concept = schema(set_name).none_concept
+    return re.compile(rf"\b(?:{concept})\b", re.IGNORECASE) if concept else None
+
+
+def _class_mentions(set_name: str, clause: str) -> list[tuple[int, str, bool]]:
+    """(position, class, negated) of every class named in a clause.  A negated mention of
+    the set's generic concept ("no signs of a mental disorder") names the none class."""
+    pattern, names = _mention_re(set_name)
+    sch = schema(set_name)
+    found = []
+    for m in pattern.finditer(clause):
+        cls = names[m.lastgroup]
+        negated = cls != sch.none_class and _negated_before(clause[: m.start()])
+        found.append((m.start(), cls, negated))
+    generic = _none_concept_re(set_name)
+    if generic is not None:
+        for m in generic.finditer(clause):
+            if _negated_before(clause[: m.start()]) or _NEG_AFTER.search(clause[m.end():]):
+                found.append((m.start(), sch.none_class, False))
+    return sorted(found)
+
+
+def _multiclass_sentence(set_name: str, sentence: str) -> str | None:
+    if sentence.rstrip().endswith("?"):
+        return None
+    main: list[tuple[int, str]] = []
+    conc: list[tuple[int, str]] = []
+    offset = 0
+    for clause, concessive in _clauses(sentence):
+        start = sentence.find(clause, offset)
+        offset = max(start, offset)
+        found = [(offset + pos, cls) for pos, cls, negated in _class_mentions(set_name, clause)
+                 if not negated]
+        if found and _CONTRAST.match(clause):
+            main = []  # "X, but Y": Y is what the sentence asserts
+        (conc if concessive else main).extend(found)
+    mentions = main or conc
+    if not mentions:
+        return None
+    cues = [m.end() for m in _LABEL_CUE.finditer(sentence)]
+    if cues:
+        after = [cls for pos, cls in mentions if pos >= cues[0]]
+        if after:
+            return after[0]
+    return mentions[0][1]
+
+
+def _only_denials(set_name: str, sentences: list[str]) -> bool:
+    """True when the text names classes only to deny them ("no sign of depression or
+    PTSD"): for a set with a none class, that states the none class."""
+    return any(
+        negated
+        for s in sentences
+        for clause, _ in _clauses(s)
+        for _, _, negated in _class_mentions(set_name, clause)
+    )
+
+
+def _read_sentence(set_name: str, sentence: str, *, slot: bool = False) -> str | None:
+    sch = schema(set_name)
+    if sch.concept:
+        if slot:
+            m = _YES_NO.match(_PREFIX.sub("", sentence, count=1))
+            if m:
+                return m.group(1).lower()
+        return _binary_sentence(set_name, sentence)
+    if slot:
+        bare = _bare_phrase(set_name, sentence)
+        if bare:
+            return bare
+    return _multiclass_sentence(set_name, sentence)
+
+
+def _bare_phrase(set_name: str, text: str) -> str | None:
+    """The class whose gold phrasing `text` is exactly (after normalising), if any."""
+    key = _WS.sub(" ", _PREFIX.sub("", text, count=1)).strip(" \t\n.!\"'*`").lower()
+    return _phrase_index(set_name).get(key)
+
+
+@cache
+def _phrase_index(set_name: str) -> dict[str, str]:
+    sch = schema(set_name)
+    return {p: cls for cls, phrases in sch.gold_phrases.items() for p in phrases}
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+
+def extract_label(set_name: str, text: str | None) -> str | None:
+    """The class a free-form response states for `set_name`, or None if none can be read."""
+    return explain_label(set_name, text)[0]
+
+
+def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str]:
+    """(class or None, which rule decided, the sentence that decided): the label and why."""
+    set_name = get_set(set_name).name
+    if not text or not isinstance(text, str) or not text.strip():
+        return None, "empty", ""
+    text = _normalise(text)
+    head, body = split_label_and_reasoning(text)
+    sentences = _sentences(body)
+    if head.strip():
+        slot = [head]
+    elif sentences and (
+        _ANSWER_START.match(sentences[0]) or _bare_phrase(set_name, sentences[0])
+    ):
+        slot, sentences = [sentences[0]], sentences[1:]
+    else:
+        slot = []
+    for s in slot:
+        for part in _sentences(s) or [s]:
+            found = _read_sentence(set_name, part, slot=True)
+            if found:
+                return found, "answer", part
+    for s in sentences:
+        if _LABEL_CUE.search(s) or _EXPLICIT_YES_NO.search(s):
+            found = _read_sentence(set_name, s)
+            if found:
+                return found, "label statement", s
+    for s in reversed(sentences):
+        if _CONCLUSION.match(s):
+            found = _read_sentence(set_name, s)
+            if found:
+                return found, "conclusion", s
+    for s in sentences:
+        found = _read_sentence(set_name, s)
+        if found:
+            return found, "first claim", s
+    sch = schema(set_name)
+    if sch.none_class and _only_denials(set_name, slot + sentences):
+        return sch.none_class, "only denials", ""
+    return None, "no class stated", ""
+
+
+def parse_gold(set_name: str, text: str) -> str | None:
+    """Strict reading of a gold response: its label part must be a released phrasing
+    (for binary sets, start with yes/no).  None when it is not."""
+    set_name = get_set(set_name).name
+    head, _ = split_label_and_reasoning(_normalise(text or ""))
+    if not head.strip():
+        head = text or ""
+    if schema(set_name).concept:
+        m = _YES_NO.match(_PREFIX.sub("", head, count=1))
+        return m.group(1).lower() if m else None
+    return _bare_phrase(set_name, head)
+
+
+def gold_label(set_name: str, text: str, where: str = "") -> str:
+    """The class of a gold response: strict reading first, then the free-text reader; an
+    error naming the row if neither reads a class."""
+    found = parse_gold(set_name, text) or extract_label(set_name, text)
+    if found is None:
+        snippet = _WS.sub(" ", (text or "")[:80])
+        raise ImhiError(
+            f"cannot read a {set_name} gold label{' in ' + where if where else ''} from "
+            f"{snippet!r}: gold responses must start with the IMHI label sentence"
+        )
+    return found

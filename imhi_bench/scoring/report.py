@@ -1,0 +1,60 @@
+"""Plain-text tables for the terminal.  Every report ends with the non-clinical notice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+
+# Optional per-set keys other pieces add to the score JSON, with their column titles.
+_OPTIONAL = (
+    ("bart_score", "BARTScore"),
+    ("bertscore_f1", "BERTScore"),
+    ("rougeL", "ROUGE-L"),
+    ("consistency", "consist."),
+)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, float):
+        return f"{x:.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.4f}"
+    return "" if x is None else str(x)
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    if not ci:  # bootstrap disabled
+        return ""
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def score_table(report: dict) -> str:
+    """Per-set and mean metrics of a score JSON, then the notice."""
+    sets = report["sets"]
+    extra = [(k, t) for k, t in _OPTIONAL if any(k in v for v in sets.values())]
+    headers = ["set", "n", "wF1", "95% CI", "acc", "macroF1", "unparseable"]
+    headers += [t for _, t in extra] + ["labeler"]
+    rows = []
+    for name, m in sets.items():
+        rows.append(
+            [name, m["n"], _fmt(m["weighted_f1"]), _ci(m.get("weighted_f1_ci")),
+             _fmt(m["accuracy"]), _fmt(m["macro_f1"]), m["unparseable"]]
+            + [_fmt(m.get(k)) for k, _ in extra]
+            + [m.get("labeler", "")]
+        )
+    mean = report.get("mean") or {}
+    if mean and len(sets) > 1:
+        rows.append(
+            [f"mean ({mean['sets']} sets)", mean["n"], _fmt(mean["weighted_f1"]),
+             _ci(mean.get("weighted_f1_ci")), _fmt(mean["accuracy"]), _fmt(mean["macro_f1"]),
+             mean["unparseable"]]
+            + [_fmt(mean.get(k)) for k, _ in extra] + [""]
+        )
+    return table(headers, rows) + "\n\n" + NON_CLINICAL_NOTICE
