@@ -45,9 +45,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from imhi_bench.benchmark.data import load_examples  # noqa: E402
 from imhi_bench.models import hf  # noqa: E402, F401  (registers imhi-hf)
-from imhi_bench.models.backends import ModelOptions  # noqa: E402
+from imhi_bench.models.options import ModelOptions  # noqa: E402
 from imhi_bench.runs.evaluate import EvalOptions, run_eval  # noqa: E402
-from imhi_bench.tasks.lm_tasks import STOP_STRINGS, task_name  # noqa: E402
+from imhi_bench.tasks.names import STOP_STRINGS, task_name  # noqa: E402
 
 BASELINE_BATCH = 8
 

@@ -87,7 +87,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from tiny_models import build_tiny_bart
 
-    from imhi_bench.scoring.bart_score import bart_scores, load_bart, reference_scores
+    from imhi_bench.scoring.quality.bart_model import load_bart
+    from imhi_bench.scoring.quality.bart_score import bart_scores, reference_scores
 
     gens, golds = pairs(args.pairs)
     with tempfile.TemporaryDirectory() as tmp:

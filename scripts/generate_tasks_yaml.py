@@ -1,4 +1,4 @@
-"""Regenerate tasks_yaml/ (the IMHI lm-eval tasks) from imhi_bench/sets.py and tasks.py.
+"""Regenerate tasks_yaml/ (the IMHI lm-eval tasks) from imhi_bench/tasks/render.py.
 
     python scripts/generate_tasks_yaml.py          # rewrite tasks_yaml/
     python scripts/generate_tasks_yaml.py --check  # exit 1 if tasks_yaml/ is stale
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imhi_bench.tasks.lm_tasks import render_task_files, write_task_files
+from imhi_bench.tasks.render import render_task_files, write_task_files
 
 DEST = Path(__file__).resolve().parents[1] / "tasks_yaml"
 

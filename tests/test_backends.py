@@ -10,8 +10,10 @@ from importlib.util import find_spec
 import pytest
 
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.models import backends
-from imhi_bench.models.backends import ModelOptions, check, model_args, model_identity
+from imhi_bench.models import device, registry
+from imhi_bench.models.identity import model_config_sha256, model_identity
+from imhi_bench.models.options import ModelOptions, check
+from imhi_bench.models.registry import model_args
 
 
 @pytest.fixture()
@@ -48,7 +50,7 @@ def test_seq2seq_args_and_sdpa_without_flash_attn(model_dir):
     assert name == "imhi-hf" and args["backend"] == "seq2seq" and args["batch_size"] == "auto"
     if find_spec("flash_attn") is None:
         # no flash-attn here: transformers' default (SDPA) attention, nothing forced
-        assert not backends.flash_attention_available()
+        assert not device.flash_attention_available()
         assert "attn_implementation" not in args
 
 
@@ -143,6 +145,28 @@ def test_identity_changes_with_what_changes_generations(model_dir, adapter_dir):
     assert model_identity(ModelOptions(model=str(model_dir))) != base
     # config hash ignores key order and spacing
     cfg = json.loads((model_dir / "config.json").read_text())
-    before = backends.model_config_sha256(ModelOptions(model=str(model_dir)))
+    before = model_config_sha256(ModelOptions(model=str(model_dir)))
     (model_dir / "config.json").write_text(json.dumps(dict(reversed(cfg.items())), indent=4))
-    assert backends.model_config_sha256(ModelOptions(model=str(model_dir))) == before
+    assert model_config_sha256(ModelOptions(model=str(model_dir))) == before
+
+
+def test_registry_names_each_backend_class_lazily():
+    """Every backend resolves to an lm-eval model class through its "module:Class" string,
+    and only when asked: importing the registry imports no backend module."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from imhi_bench.models import registry, options; "
+            "print(any(m in sys.modules for m in ('imhi_bench.models.hf', "
+            "'imhi_bench.models.openai', 'torch', 'openai', 'lm_eval')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from lm_eval.api.model import LM
+
+    for name in registry.BACKENDS:
+        if name == "vllm" and find_spec("vllm") is None:
+            continue  # GPU-only extra: its class module imports vllm
+        cls = registry.model_class(name)
+        assert issubclass(cls, LM), name
+    with pytest.raises(ImhiError, match="unknown backend 'nope'"):
+        registry.model_class("nope")

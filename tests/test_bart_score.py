@@ -10,10 +10,11 @@ import pytest
 import torch
 from tiny_models import build_tiny_bart, tiny_bart_dir, torch_threads
 
-import imhi_bench.scoring.bart_score as bart_score
+import imhi_bench.scoring.quality.bart_score as bart_score
 from imhi_bench.benchmark.data import load_examples
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.bart_score import MAX_LENGTH, bart_scores, load_bart, reference_scores
+from imhi_bench.scoring.quality.bart_model import load_bart
+from imhi_bench.scoring.quality.bart_score import MAX_LENGTH, bart_scores, reference_scores
 
 
 @pytest.fixture(autouse=True, scope="module")

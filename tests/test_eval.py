@@ -95,7 +95,7 @@ def test_eval_tiny_llama_writes_the_run_folder(llama_run, tiny_llama, imhi_dir):
     assert "git_commit" in prov and prov["imhi_bench_version"]
     assert set(prov["versions"]) >= {"lm_eval", "transformers", "torch"}
     assert all(prov["versions"][k] for k in ("lm_eval", "transformers", "torch"))
-    assert prov["tasks"]["imhi_dr"]["version"] == 1.0
+    assert prov["tasks"]["imhi_dr"]["version"] == 2.0
     gen = prov["generation"]
     assert gen["max_gen_toks"] == 16 and gen["do_sample"] is False
     assert "\n\n" not in gen["until"] and gen["chat_template"] is False
@@ -201,7 +201,7 @@ def test_batched_generation_equals_one_at_a_time(tiny_llama, tiny_bart, imhi_dir
 
     from imhi_bench.benchmark.data import load_examples
     from imhi_bench.models import hf as hf_lm
-    from imhi_bench.tasks.lm_tasks import STOP_STRINGS
+    from imhi_bench.tasks.names import STOP_STRINGS
 
     prompts = [e.query for e in load_examples("SAD", data_dir=imhi_dir)[:5]]
     prompts += [e.query for e in load_examples("DR", data_dir=imhi_dir)[:3]]
@@ -232,12 +232,13 @@ def test_auto_batches_follow_the_token_budget():
 
 
 def reproduced_runs(url: str) -> int:
-    from imhi_bench.store import db as store
+    from imhi_bench.store.engine import open_store
+    from imhi_bench.store.tables import Run
 
     if not (Path(url.removeprefix("sqlite:///"))).exists():
         return 0
-    with store.open_store(url)() as session:
-        return session.query(store.Run).filter(store.Run.source == "reproduced").count()
+    with open_store(url)() as session:
+        return session.query(Run).filter(Run.source == "reproduced").count()
 
 
 def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_path, capsys):
@@ -245,7 +246,8 @@ def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_pa
     --labeler reach the report, the samples and the store."""
     from tiny_models import build_tiny_bert_classifier
 
-    from imhi_bench.store import db as store
+    from imhi_bench.store.engine import open_store
+    from imhi_bench.store.tables import Run, Sample
 
     labeler = tmp_path / "labeler"
     build_tiny_bert_classifier(labeler / "DR", 2, id2label={0: "no", 1: "yes"})
@@ -261,11 +263,11 @@ def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_pa
     assert "rougeL" in report["sets"]["SAD"] and "consistency" in report["sets"]["DR"]
     assert all("rougeL" in rec for recs in samples.values() for rec in recs)
     assert reproduced_runs(url) == 1
-    with store.open_store(url)() as session:
-        run = session.query(store.Run).filter(store.Run.source == "reproduced").one()
+    with open_store(url)() as session:
+        run = session.query(Run).filter(Run.source == "reproduced").one()
         assert run.model.name == "tiny llama" and run.backend == "hf"
         assert run.format == "instruction"
-        assert session.query(store.Sample).filter(store.Sample.run_id == run.id).count() == 12
+        assert session.query(Sample).filter(Sample.run_id == run.id).count() == 12
     rc, _, err = run_cli(["--model", str(tiny_llama), *BASE, "--output", str(tmp_path / "r2"),
                           "--db", url, "--no-db"], capsys)
     assert rc == 0, err
@@ -303,8 +305,8 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
     done = cached()
     assert 3 <= done < 30
 
-    from imhi_bench.models.backends import ModelOptions
     from imhi_bench.models.hf import ImhiHFLM
+    from imhi_bench.models.options import ModelOptions
     from imhi_bench.runs.evaluate import EvalOptions, run_eval
 
     calls = []
@@ -341,7 +343,8 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
 def test_plain_lm_eval_runs_an_imhi_task(tiny_llama, tmp_path, imhi_dir):
     """`lm_eval --include_path tasks_yaml` on its own, with only IMHI_DATA_DIR set."""
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    env = dict(os.environ, IMHI_DATA_DIR=str(imhi_dir))
+    # bart_score off: the default BART (bart-large-cnn) is not there offline
+    env = dict(os.environ, IMHI_DATA_DIR=str(imhi_dir), IMHI_BART_MODEL="none")
     r = subprocess.run(
         [str(lm_eval), "--model", "hf", "--model_args", f"pretrained={tiny_llama}",
          "--device", "cpu", "--include_path", "tasks_yaml", "--tasks", "imhi_tsid",
@@ -413,8 +416,8 @@ def test_output_must_be_new_or_a_run_folder(tiny_llama, tmp_path, capsys):
 
 
 def test_task_selection(imhi_dir):
-    from imhi_bench.runs.evaluate import select_tasks
-    from imhi_bench.tasks.lm_tasks import group_tasks
+    from imhi_bench.runs.selection import select_tasks
+    from imhi_bench.tasks.names import group_tasks
 
     sel = select_tasks("imhi", "hf", str(imhi_dir))
     assert "imhi_swmh" not in sel.tasks and "imhi_clp" not in sel.tasks

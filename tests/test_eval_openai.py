@@ -14,7 +14,7 @@ import pytest
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
 from imhi_bench.cli.main import main
-from imhi_bench.tasks.lm_tasks import STOP_STRINGS
+from imhi_bench.tasks.names import STOP_STRINGS
 
 KEY = "sk-test-0123456789-secret"
 ANSWERS = {
@@ -133,7 +133,7 @@ def test_openai_chat_with_retries_concurrency_and_key_hygiene(server_factory, tm
     assert {n: m["n"] for n, m in report["sets"].items()} == {"DR": 6, "SAD": 6}
     # the server's answers are read and scored: SAD always "work", DR always "yes"
     from imhi_bench.benchmark.data import load_examples
-    from imhi_bench.scoring.labels import gold_label
+    from imhi_bench.scoring.labels.gold import gold_label
 
     dr_gold = [gold_label("DR", e.gold) for e in load_examples("DR", data_dir=imhi_dir)[:6]]
     assert report["sets"]["DR"]["accuracy"] == pytest.approx(

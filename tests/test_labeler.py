@@ -15,18 +15,21 @@ from tiny_models import build_tiny_bert_classifier, torch_threads
 from imhi_bench.benchmark.sets import SETS
 from imhi_bench.cli import main as cli
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.labeler import (
+from imhi_bench.scoring.labeler.fit import accuracy, fit_classifier, save_classifier
+from imhi_bench.scoring.labeler.load import (
     PAPER_CLASS_NAMES,
-    TrainOptions,
     find_classifiers,
     index_classes,
-    labeler_split,
     load_labeler,
     paper_to_canonical,
+)
+from imhi_bench.scoring.labeler.train import (
+    TrainOptions,
+    labeler_split,
     train_labeler,
     training_texts,
 )
-from imhi_bench.scoring.labels import label_sentence
+from imhi_bench.scoring.labels.schema import label_sentence
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -203,3 +206,35 @@ def test_cli_bad_encoder(tmp_path, monkeypatch, capsys):
     assert rc == 2
     assert "cannot load encoder" in capsys.readouterr().err
     assert not (tmp_path / "o" / "DR").exists()
+
+
+def test_fit_classifier_on_plain_rows(tiny_encoder, tmp_path):
+    """The generic trainer knows nothing of IMHI: plain (text, class) rows in, the best epoch
+    kept, a standard folder out (what a discriminative baseline reuses)."""
+    from transformers import AutoModelForSequenceClassification
+
+    words = {"calm": "the poster feels calm and happy today",
+             "upset": "the poster feels sad and hopeless today"}
+    rows = [(f"{words[c]} {i}", c) for i in range(24) for c in ("calm", "upset")]
+    epochs: list[tuple[int, float]] = []
+    model, tokenizer, best_epoch, best_acc = fit_classifier(
+        str(tiny_encoder), ["calm", "upset"], rows, rows[:8], epochs=3, max_length=16,
+        batch_size=4, lr=1e-2, progress=False, name="toy",
+        on_epoch=lambda e, acc: epochs.append((e, acc)))
+    assert [e for e, _ in epochs] == [1, 2, 3]
+    # the best epoch is the first with the highest select accuracy, and its weights are kept
+    assert (best_epoch, best_acc) == max(epochs, key=lambda p: (p[1], -p[0]))
+    assert best_acc == accuracy(model, tokenizer, rows[:8], ["calm", "upset"], max_length=16,
+                                batch_size=4) == 100.0
+    assert tokenizer.model_max_length == 16
+    save_classifier(model, tokenizer, tmp_path / "toy")
+    save_classifier(model, tokenizer, tmp_path / "toy")  # replaces the folder whole
+    assert [p.name for p in tmp_path.iterdir()] == ["toy"]
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "toy")
+    assert saved.config.id2label == {0: "calm", 1: "upset"}
+    # one epoch: nothing to select between, the select rows are not scored
+    calls: list = []
+    _, _, best_epoch, best_acc = fit_classifier(
+        str(tiny_encoder), ["calm", "upset"], rows, [], epochs=1, max_length=16,
+        batch_size=8, lr=3e-3, progress=False, on_epoch=lambda *a: calls.append(a))
+    assert (best_epoch, best_acc, calls) == (1, None, [])

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 from tiny_models import minilm_dir, torch_threads
 
-from imhi_bench.scoring.labeler import TrainOptions, load_labeler, train_labeler
+from imhi_bench.scoring.labeler.load import load_labeler
+from imhi_bench.scoring.labeler.train import TrainOptions, train_labeler
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,9 @@ import pytest
 from imhi_bench.benchmark.data import read_csv
 from imhi_bench.benchmark.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, SETS
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.labels import (
-    explain_label,
-    explanation,
-    extract_label,
-    gold_label,
-    label_sentence,
-    parse_gold,
-    schema,
-)
+from imhi_bench.scoring.labels.gold import gold_label, parse_gold
+from imhi_bench.scoring.labels.reader import explain_label, explanation, extract_label
+from imhi_bench.scoring.labels.schema import label_sentence, schema
 
 
 def _released_files(root):

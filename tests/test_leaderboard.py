@@ -1,6 +1,6 @@
-"""The leaderboard: table shaping and filters (leaderboard_data), every page and filter of
-the Streamlit app (AppTest), the `imhi-bench leaderboard` command, and a real browser
-(Playwright driving Debian's chromium) on a served app."""
+"""The leaderboard: table shaping and filters (leaderboard.data, run_data, queue_data), every
+page and filter of the Streamlit app (AppTest), the `imhi-bench leaderboard` command, and a
+real browser (Playwright driving Debian's chromium) on a served app."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from sqlalchemy import delete
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
 from imhi_bench.cli.main import main
-from imhi_bench.leaderboard import data as data
-from imhi_bench.store import db as store
+from imhi_bench.leaderboard import data, queue_data, run_data
+from imhi_bench.store.engine import open_store, store_engine
+from imhi_bench.store.record import record_run
+from imhi_bench.store.reported import NOT_LOADED, load_reported
+from imhi_bench.store.tables import Model, Run, Sample, Submission
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "leaderboard" / "app.py")
@@ -42,16 +45,17 @@ def score_json(fmt: str = "instruction", **sets: float) -> dict:
 def seed(url: str) -> dict[str, int]:
     """The paper rows plus: X (an older and a newer instruction run), EVIL (completion, with
     samples), and a base model of unknown size."""
-    factory = store.open_store(url)
+    factory = open_store(url)
+    load_reported(factory)  # what `imhi-bench db init` does: opening the store adds no rows
     ids = {
-        "X old": store.record_run(factory, model={"name": "X"},
+        "X old": record_run(factory, model={"name": "X"},
                                   run={"finished_at": "2024-01-01T00:00:00"},
                                   results=score_json(DR=10.0)),
-        "X": store.record_run(factory, model={"name": "X", "type": "fine-tuned",
+        "X": record_run(factory, model={"name": "X", "type": "fine-tuned",
                                               "params": "13B", "training_data": "IMHI"},
                               run={"finished_at": "2024-06-01T00:00:00"},
                               results=score_json(DR=90.0, CAMS=50.0)),
-        "EVIL": store.record_run(
+        "EVIL": record_run(
             factory,
             model={"name": EVIL, "type": "fine-tuned", "params": "7B", "training_data": "IMHI"},
             run={"format": "completion"},
@@ -63,7 +67,7 @@ def seed(url: str) -> dict[str, int]:
             + [{"set": "dreaddit", "doc_id": 0, "prompt": "calm post", "generation": "no",
                 "gold": "no", "gold_label": "no", "label": "no", "correct": True}],
         ),
-        "tiny": store.record_run(factory, model={"name": "tiny-base", "type": "base"},
+        "tiny": record_run(factory, model={"name": "tiny-base", "type": "base"},
                                  run={}, results=score_json(CAMS=20.0, Irf=30.0)),
     }
     return ids
@@ -82,7 +86,7 @@ def seeded(url: str) -> dict[str, int]:
 
 
 def frames(url: str):
-    engine = store.store_engine(store.open_store(url))
+    engine = store_engine(open_store(url))
     return data.load_runs(engine), data.load_scores(engine)
 
 
@@ -164,7 +168,7 @@ def test_filters(url, seeded):
 def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
     runs, scores = frames(url)
     table = data.leaderboard_table(runs, scores)
-    store.record_run(url, model={"name": "=HYPERLINK(\"http://evil\")"}, run={},
+    record_run(url, model={"name": "=HYPERLINK(\"http://evil\")"}, run={},
                      results=score_json(DR=1.0))
     runs, scores = frames(url)
     table = data.leaderboard_table(runs, scores)
@@ -178,27 +182,27 @@ def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
 
 
 def test_run_results_compare_and_samples(url, seeded):
-    engine = store.store_engine(store.open_store(url))
-    x = data.run_results(engine, seeded["X"])
+    engine = store_engine(open_store(url))
+    x = run_data.run_results(engine, seeded["X"])
     assert list(x["set"]) == ["CAMS", "DR"]  # SET_NAMES order
     assert x.set_index("set").loc["DR", ["weighted_f1", "ci_low", "ci_high"]].tolist() == \
         [90.0, 87.5, 92.5]
-    evil = data.run_results(engine, seeded["EVIL"])
-    cmp = data.compare_runs(x, evil).set_index("set")
+    evil = run_data.run_results(engine, seeded["EVIL"])
+    cmp = run_data.compare_runs(x, evil).set_index("set")
     assert cmp.loc["DR", "B - A"] == -20.0
     assert cmp.loc["DR", "A 95% CI"] == "87.50 to 92.50"
     assert pd_isna(cmp.loc["CAMS", "B weighted F1"])
     assert pd_isna(cmp.loc["dreaddit", "A weighted F1"])
-    assert data.sample_sets(engine, seeded["EVIL"]) == ["DR", "dreaddit"]
-    page, total = data.load_samples(engine, seeded["EVIL"], limit=10)
+    assert run_data.sample_sets(engine, seeded["EVIL"]) == ["DR", "dreaddit"]
+    page, total = run_data.load_samples(engine, seeded["EVIL"], limit=10)
     assert total == 31 and len(page) == 10
-    wrong, n_wrong = data.load_samples(engine, seeded["EVIL"], set_name="DR", wrong_only=True,
+    wrong, n_wrong = run_data.load_samples(engine, seeded["EVIL"], set_name="DR", wrong_only=True,
                                        limit=100)
     assert n_wrong == 10 and not wrong["correct"].any()
     assert wrong.iloc[0]["post"] == f"{EVIL_POST} #0"
-    second, _ = data.load_samples(engine, seeded["EVIL"], set_name="DR", limit=5, offset=5)
+    second, _ = run_data.load_samples(engine, seeded["EVIL"], set_name="DR", limit=5, offset=5)
     assert list(second["doc_id"]) == [5, 6, 7, 8, 9]
-    assert data.load_samples(engine, seeded["X"])[1] == 0
+    assert run_data.load_samples(engine, seeded["X"])[1] == 0
 
 
 # --------------------------------------------------------------------------- app
@@ -307,10 +311,10 @@ def test_filters_survive_the_store_changing_under_them(url, seeded):
     at.sidebar.slider(key="size").set_value((5.0, 8.0)).run()
     at.sidebar.multiselect(key="formats").set_value(["completion"]).run()
     assert set(at.dataframe[0].value["model"]) == {EVIL}
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory.begin() as s:
-        s.execute(delete(store.Run).where(store.Run.format == "completion"))
-    store.record_run(factory, model={"name": "huge", "params": "70B"}, run={},
+        s.execute(delete(Run).where(Run.format == "completion"))
+    record_run(factory, model={"name": "huge", "params": "70B"}, run={},
                      results=score_json(DR=5.0))
     at.run()
     assert_common(at)
@@ -369,20 +373,20 @@ def test_compare_page(seeded):
 
 
 def test_only_reported_rows_shows_how_to_add_a_result(url):
-    store.open_store(url)
+    load_reported(url)
     at = app()
     assert_common(at)
     assert "Only the paper's reported rows so far." in [i.value for i in at.info]
+    assert NOT_LOADED not in [i.value for i in at.info]
     assert any("imhi-bench score --predictions DIR --name" in c.value for c in at.code)
 
 
 def test_empty_store_shows_how_to_add_a_first_result(url):
-    factory = store.open_store(url)
-    with factory.begin() as s:
-        s.execute(delete(store.Run))
+    open_store(url)  # a new store is empty: no paper rows until db init
     at = app()
     assert_common(at)
     assert "The results store is empty." in [i.value for i in at.info]
+    assert NOT_LOADED in [i.value for i in at.info]
     assert any("imhi-bench db init" in c.value for c in at.code)
     assert not at.dataframe
 
@@ -403,7 +407,7 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     assert main(["db", "init", "--db", url]) == 0
     results = score_json(DR=77.7, SAD=55.5)
     results["notice"] = NON_CLINICAL_NOTICE
-    store.record_run(url, model={"name": "my-run"}, run={"backend": "score"}, results=results)
+    record_run(url, model={"name": "my-run"}, run={"backend": "score"}, results=results)
     at = app()
     assert_common(at)
     table = at.dataframe[0].value.set_index(["model", "source"])
@@ -436,23 +440,40 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     x_dr = table.loc[("X", "reproduced"), "DR"]
     assert 50 < x_dr < 100
     assert "Y" not in set(at.dataframe[0].value["model"])
-    runs = store.open_store(url)
+    runs = open_store(url)
     with runs() as session:
-        run = session.query(store.Run).join(store.Model).filter(store.Model.name == "X").one()
+        run = session.query(Run).join(Model).filter(Model.name == "X").one()
         assert run.format == "instruction"
-        assert session.query(store.Sample).filter(store.Sample.run_id == run.id).count() == 100
+        assert session.query(Sample).filter(Sample.run_id == run.id).count() == 100
 
 
 def test_app_picks_up_a_new_run_on_the_next_load(url, seeded):
     assert "later" not in set(app().dataframe[0].value["model"])
-    store.record_run(url, model={"name": "later"}, run={}, results=score_json(DR=1.0))
+    record_run(url, model={"name": "later"}, run={}, results=score_json(DR=1.0))
     assert "later" in set(app().dataframe[0].value["model"])
 
 
 # --------------------------------------------------------------------------- command
 
 
-def test_leaderboard_command_arguments(url, monkeypatch):
+def test_store_without_the_paper_rows_says_db_init_loads_them(url):
+    """A store with reproduced runs only: the page and `imhi-bench leaderboard` both say,
+    in one line, that db init loads the paper's rows; after db init neither does."""
+    record_run(url, model={"name": "mine"}, run={}, results=score_json(DR=60.0))
+    at = app()
+    assert_common(at)
+    assert [i.value for i in at.info].count(NOT_LOADED) == 1
+    assert "\n" not in NOT_LOADED and "imhi-bench db init" in NOT_LOADED
+    assert list(at.dataframe[0].value["model"]) == ["mine"]
+    assert "Only the paper's reported rows so far." not in [i.value for i in at.info]
+    load_reported(url)  # what db init does
+    at = app()
+    assert_common(at)
+    assert NOT_LOADED not in [i.value for i in at.info]
+    assert "MentaLLaMA-chat-13B" in set(at.dataframe[0].value["model"])
+
+
+def test_leaderboard_command_arguments(url, monkeypatch, capsys):
     from imhi_bench.cli import leaderboard
 
     cmd = leaderboard.streamlit_command(8600, "127.0.0.1")
@@ -467,9 +488,16 @@ def test_leaderboard_command_arguments(url, monkeypatch):
     monkeypatch.setattr(leaderboard.subprocess, "call",
                         lambda argv, env: seen.update(argv=argv, env=env) or 0)
     args = argparse.Namespace(db=url, port=8601, host="127.0.0.1")
+    capsys.readouterr()
     leaderboard.run(args)
     assert seen["env"]["IMHI_DB_URL"] == url
     assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8601"
+    # a new store has none of the paper's rows: said once, before the server starts
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == NOT_LOADED and out[1].startswith("leaderboard on http://127.0.0.1:8601")
+    load_reported(url)
+    leaderboard.run(args)
+    assert NOT_LOADED not in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- queue
@@ -481,12 +509,12 @@ def seed_queue(url: str) -> dict[str, str]:
 
     from imhi_bench.queue import jobs as queue
 
-    factory = store.open_store(url)
+    factory = open_store(url)
 
     def add(key: str, name: str, seconds: int, **fields) -> str:
         sub_id = f"{key}-{seconds:010d}"
         with factory.begin() as s:
-            s.add(store.Submission(
+            s.add(Submission(
                 id=sub_id, name=name, model=f"/models/{EVIL}", revision="sha256:" + "0" * 64,
                 precision="bf16", backend="hf", adapter="", adapter_revision="",
                 dedupe_key=sub_id.ljust(64, "0"), needs_remote_code=False, allow_pickle=False,
@@ -496,7 +524,7 @@ def seed_queue(url: str) -> dict[str, str]:
     ids = {"finished": add("done", "done-model", 1), "running": add("run", "run-model", 2),
            "failed": add("bad", "bad-model", 3), "pending": add("wait", "wait-model", 4)}
     job = queue.claim(factory, "host:1:aaaaaa")
-    queue.finish(factory, job, lambda session: store.record_run(
+    queue.finish(factory, job, lambda session: record_run(
         session, model={"name": "done-model"}, run={}, results=score_json(DR=42.0)))
     queue.claim(factory, "host:2:bbbbbb")
     queue.fail(factory, queue.claim(factory, "host:3:cccccc"), f"cannot load model {EVIL_POST}")
@@ -505,15 +533,15 @@ def seed_queue(url: str) -> dict[str, str]:
 
 def test_queue_data_by_state(url):
     ids = seed_queue(url)
-    q = data.load_queue(store.store_engine(store.open_store(url)))
-    assert list(q.columns) == list(data.QUEUE_COLUMNS)
+    q = queue_data.load_queue(store_engine(open_store(url)))
+    assert list(q.columns) == list(queue_data.QUEUE_COLUMNS)
     assert dict(zip(q["id"], q["status"])) == {
         ids["finished"]: "FINISHED", ids["running"]: "RUNNING", ids["failed"]: "FAILED",
         ids["pending"]: "PENDING"}
-    failed = data.queue_section(q, "FAILED")
+    failed = queue_data.queue_section(q, "FAILED")
     assert list(failed["reason"]) == [f"cannot load model {EVIL_POST}"]
-    assert list(data.queue_section(q, "FINISHED")["runs"]) == [1]
-    assert list(data.queue_section(q, "RUNNING")["worker"]) == ["host:2:bbbbbb"]
+    assert list(queue_data.queue_section(q, "FINISHED")["runs"]) == [1]
+    assert list(queue_data.queue_section(q, "RUNNING")["worker"]) == ["host:2:bbbbbb"]
 
 
 def test_queue_page_shows_pending_running_and_failed_with_reasons_as_text(url):
@@ -534,9 +562,7 @@ def test_queue_page_shows_pending_running_and_failed_with_reasons_as_text(url):
 
 
 def test_queue_page_when_nothing_was_submitted_even_on_an_empty_store(url):
-    factory = store.open_store(url)
-    with factory.begin() as s:
-        s.execute(delete(store.Run))
+    open_store(url)
     at = app("Queue")
     assert_common(at)
     assert "No submissions yet." in [i.value for i in at.info]

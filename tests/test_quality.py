@@ -8,19 +8,14 @@ import math
 import pytest
 from tiny_models import build_tiny_bert_classifier, minilm_dir, tiny_bart_dir, torch_threads
 
+from imhi_bench.cli.options import add_quality_args, quality_from_args
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.bart_score import bart_scores
-from imhi_bench.scoring.quality import (
-    QUALITY_METRICS,
-    QualityConfig,
-    add_quality_args,
-    bertscore_f1,
-    compute_quality,
-    consistency,
-    parse_quality_metrics,
-    quality_from_args,
-    rouge_l,
-)
+from imhi_bench.scoring.quality.bart_score import bart_scores
+from imhi_bench.scoring.quality.bertscore import bertscore_f1
+from imhi_bench.scoring.quality.config import QualityConfig, compute_quality
+from imhi_bench.scoring.quality.consistency import consistency
+from imhi_bench.scoring.quality.rouge import rouge_l
+from imhi_bench.scoring.quality.table import QUALITY_METRICS, parse_quality_metrics
 
 GOLD = [
     "Yes, the poster suffers from depression. Reasoning: The poster feels hopeless and empty.",
@@ -138,7 +133,7 @@ def test_score_set_with_labeler(tmp_path):
     res = cfg.score_set("dr", GEN, GOLD)
     assert res.classifier_labels is not None and len(res.classifier_labels) == 3
     assert set(res.classifier_labels) <= {"yes", "no"}
-    from imhi_bench.scoring.labels import extract_label
+    from imhi_bench.scoring.labels.reader import extract_label
 
     rules = [extract_label("DR", g) for g in GEN]
     assert res.consistency == consistency(rules, res.classifier_labels)

@@ -27,11 +27,13 @@ from tiny_models import build_tiny_llama, cached_generations
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
 from imhi_bench.cli.main import main
+from imhi_bench.core.clock import utcnow
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.queue import jobs as queue
 from imhi_bench.queue import worker
-from imhi_bench.store import db as store
-from imhi_bench.store.db import Run, Submission
+from imhi_bench.store.engine import open_store
+from imhi_bench.store.record import record_run
+from imhi_bench.store.tables import Run, Submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--tasks", "imhi_dr", "--limit", "2", "--max-new-tokens", "4", "--bootstrap", "20"]
@@ -126,7 +128,7 @@ def rows(factory) -> dict[str, dict]:
 def fake_record(factory, name="m"):
     """A `record` for queue.finish: one tiny run, as the worker's record() would write."""
     def record(session):
-        return store.record_run(session, model={"name": name}, run={},
+        return record_run(session, model={"name": name}, run={},
                                 results={"sets": {"DR": {"weighted_f1": 50.0, "n": 2}}})
     return record
 
@@ -135,7 +137,7 @@ def fake_record(factory, name="m"):
 
 
 def test_claims_take_the_oldest_runnable_job_once(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     late = add(factory, "late", seconds=20)
     early = add(factory, "early", seconds=10)
     code = add(factory, "code", seconds=0, needs_remote_code=True)
@@ -153,11 +155,11 @@ def test_claims_take_the_oldest_runnable_job_once(sqlite_url):
 
 
 def test_stale_jobs_return_to_pending_and_a_late_worker_cannot_finish(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     sub = add(factory, "m")
     a = queue.claim(factory, "A")
     assert queue.beat(factory, a)
-    now = queue.utcnow()
+    now = utcnow()
     assert queue.requeue_stale(factory, 60, now=now) == []  # fresh heartbeat: kept
     assert queue.requeue_stale(factory, 60, now=now + _dt.timedelta(seconds=61)) == [sub]
     r = rows(factory)[sub]
@@ -181,9 +183,9 @@ def test_stale_jobs_return_to_pending_and_a_late_worker_cannot_finish(sqlite_url
 
 
 def test_a_job_that_keeps_killing_workers_fails(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     sub = add(factory, "oom")
-    later = queue.utcnow() + _dt.timedelta(hours=1)
+    later = utcnow() + _dt.timedelta(hours=1)
     for attempt in range(1, queue.MAX_ATTEMPTS + 1):
         assert queue.claim(factory, f"W{attempt}").attempt == attempt
         later += _dt.timedelta(hours=1)
@@ -200,7 +202,7 @@ def test_a_job_that_keeps_killing_workers_fails(sqlite_url):
 
 
 def test_heartbeat_thread_keeps_the_claim_fresh(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     sub = add(factory, "m")
     job = queue.claim(factory, "A")
     with queue.Heartbeat(factory, job, 0.2, log=lambda _: None) as hb:
@@ -213,8 +215,8 @@ def test_heartbeat_thread_keeps_the_claim_fresh(sqlite_url):
 CLAIMER = textwrap.dedent("""
     import sys
     from imhi_bench.queue import jobs as queue
-    from imhi_bench.store import db as store
-    factory = store.open_store(sys.argv[1])
+    from imhi_bench.store.engine import open_store
+    factory = open_store(sys.argv[1])
     got = []
     while (job := queue.claim(factory, sys.argv[2])) is not None:
         got.append(job.id)
@@ -224,7 +226,7 @@ CLAIMER = textwrap.dedent("""
 
 def test_concurrent_claims_from_processes_never_share_a_job(any_url):
     """Six processes race to claim 30 jobs: each job is claimed by exactly one of them."""
-    factory = store.open_store(any_url)
+    factory = open_store(any_url)
     ids = {add(factory, f"job{i}", seconds=i) for i in range(30)}
     procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, any_url, f"W{i}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -259,7 +261,7 @@ def env(tmp_path, monkeypatch, tmp_path_factory) -> dict:
 
 def submit(url: str, model: Path, name: str, *extra: str) -> str:
     assert main(["submit", "--model", str(model), "--name", name, "--db", url, *extra]) == 0
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory() as s:
         return s.scalar(select(Submission.id).where(Submission.name == name))
 
@@ -276,7 +278,7 @@ def status_json(url: str, capsys, *args: str) -> list[dict]:
 
 
 def runs_per_submission(url: str) -> dict[str, int]:
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory() as s:
         return dict(s.execute(select(Run.submission_id, func.count(Run.id))
                               .where(Run.submission_id.is_not(None))
@@ -308,7 +310,7 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
         assert (r["status"], r["runs"], r["error"]) == ("FINISHED", 1, None)
         assert r["revision"].startswith("sha256:") and r["finished"].endswith("Z")
     assert runs_per_submission(url) == {i: 1 for i in ids}
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory() as s:  # and no run was recorded apart from its submission
         assert s.scalar(select(func.count()).select_from(Run)
                         .where(Run.source == "reproduced")) == 3
@@ -341,7 +343,7 @@ def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it
     a.communicate(timeout=60)
     done_before = cached_generations(cache)
     assert 3 <= done_before < 12
-    factory = store.open_store(url)
+    factory = open_store(url)
     r = rows(factory)[sub]
     assert (r["status"], r["attempts"]) == ("RUNNING", 1)
     assert queue.requeue_stale(factory, float(timeout)) == []  # not before the timeout
@@ -427,7 +429,7 @@ def test_a_stopped_worker_gives_its_job_back_at_once(sqlite_url, models, env, mo
 
     monkeypatch.setattr(runner, "run_eval", interrupted)
     assert main(["worker", "--once", "--db", url, *SMOKE]) == 130
-    r = rows(store.open_store(url))[sub]
+    r = rows(open_store(url))[sub]
     assert (r["status"], r["worker"], r["attempts"]) == ("PENDING", None, 1)
     assert "its worker was stopped" in r["error"]
 
@@ -443,7 +445,7 @@ def test_worker_runs_a_hub_submission_pinned_to_a_cached_commit(sqlite_url, mode
     [r] = status_json(url, capsys, sub)
     assert (r["model"], r["revision"], r["status"], r["runs"]) == \
         ("imhi-test/queue-llama", COMMIT, "FINISHED", 1)
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory() as s:
         run = s.scalars(select(Run).where(Run.submission_id == sub)).one()
         assert run.provenance["revision"] == COMMIT
@@ -465,7 +467,7 @@ def test_once_and_drain_on_an_empty_queue_and_bad_options(sqlite_url, capsys):
 
 
 def test_status_lists_the_queue_and_one_submission(sqlite_url, capsys):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     assert main(["status", "--db", sqlite_url]) == 0
     assert "The queue is empty" in capsys.readouterr().out
     assert status_json(sqlite_url, capsys) == []
@@ -486,7 +488,7 @@ def test_status_lists_the_queue_and_one_submission(sqlite_url, capsys):
 
 
 def test_list_submissions_counts_only_finished_runs(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     sub = add(factory, "m")
     job = queue.claim(factory, "A")
     queue.finish(factory, job, fake_record(factory))
@@ -502,7 +504,7 @@ def test_error_text_is_one_bounded_line():
 
 
 def test_finish_failing_to_record_keeps_the_job_running(sqlite_url):
-    factory = store.open_store(sqlite_url)
+    factory = open_store(sqlite_url)
     sub = add(factory, "m")
     job = queue.claim(factory, "A")
 
@@ -553,7 +555,7 @@ def test_remote_code_runs_only_on_a_trusting_worker(sqlite_url, models, env, tmp
     assert main(["worker", "--drain", "--db", url, *SMOKE]) == 0
     out = capsys.readouterr().out
     assert "1 submission(s) need remote code" in out and "done: 0 finished" in out
-    assert rows(store.open_store(url))[sub]["status"] == "PENDING" and not marker.exists()
+    assert rows(open_store(url))[sub]["status"] == "PENDING" and not marker.exists()
     assert main(["worker", "--drain", "--trust-remote-code", "--db", url, *SMOKE]) == 0
     [r] = status_json(url, capsys, sub)
     assert (r["status"], r["runs"]) == ("FINISHED", 1), r["error"]

@@ -17,13 +17,25 @@ from concurrency import errors_in_threads
 from sqlalchemy import func, select, text, update
 
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
-from imhi_bench.cli.db import add_db_args
 from imhi_bench.cli.main import main
+from imhi_bench.cli.options import add_db_args
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.sqlite_wal import enable_wal
-from imhi_bench.store import db as store
-from imhi_bench.store.db import Model, Prompt, Run, Sample, SetResult
-from imhi_bench.store.reported import REPORTED
+from imhi_bench.store import record
+from imhi_bench.store.engine import (
+    HEAD_REVISION,
+    SQLITE_BUSY_TIMEOUT_MS,
+    alembic_config,
+    display_url,
+    make_engine,
+    open_store,
+    resolve_db_url,
+    store_engine,
+)
+from imhi_bench.store.record import record_run
+from imhi_bench.store.reported import NOT_LOADED, REPORTED, load_reported, reported_run_count
+from imhi_bench.store.tables import Base, Model, Prompt, Run, Sample, SetResult
+from imhi_bench.store.validate import parse_param_count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,9 +66,14 @@ def url(tmp_path: Path) -> str:
 
 
 def counts(factory) -> dict[str, int]:
+    """Rows in every table of the store."""
     with factory() as s:
-        return {t.__tablename__: s.scalar(select(func.count()).select_from(t))
-                for t in (Model, Run, SetResult, Prompt, Sample)}
+        return {t.name: s.scalar(select(func.count()).select_from(t))
+                for t in Base.metadata.sorted_tables}
+
+
+def empty(factory) -> dict[str, int]:
+    return {name: 0 for name in counts(factory)}
 
 
 # --------------------------------------------------------------------------- URL
@@ -64,44 +81,77 @@ def counts(factory) -> dict[str, int]:
 
 def test_url_precedence_explicit_then_env_then_user_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("IMHI_DB_URL", "sqlite:///from-env.sqlite")
-    assert store.resolve_db_url("postgresql://u:pw@host/db") == "postgresql://u:pw@host/db"
-    assert store.resolve_db_url(None) == "sqlite:///from-env.sqlite"
+    assert resolve_db_url("postgresql://u:pw@host/db") == "postgresql://u:pw@host/db"
+    assert resolve_db_url(None) == "sqlite:///from-env.sqlite"
     monkeypatch.delenv("IMHI_DB_URL")
     import platformdirs
 
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda app: str(tmp_path / app))
-    assert store.resolve_db_url(None) == f"sqlite:///{tmp_path / 'imhi-bench' / 'imhi.sqlite'}"
+    assert resolve_db_url(None) == f"sqlite:///{tmp_path / 'imhi-bench' / 'imhi.sqlite'}"
     # a bare path is a SQLite file
-    assert store.resolve_db_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
+    assert resolve_db_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
 
 
 def test_bad_urls_are_one_line_errors(tmp_path):
     with pytest.raises(ImhiError, match="invalid database URL"):
-        store.resolve_db_url("://nonsense")
+        resolve_db_url("://nonsense")
     with pytest.raises(ImhiError, match="unknown database kind"):
-        store.make_engine("nosuchdb://host/x")
+        make_engine("nosuchdb://host/x")
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(ImhiError, match="cannot create the store's folder"):
-        store.open_store(f"sqlite:///{blocker / 'sub' / 'x.sqlite'}")
-    assert store.display_url("postgresql://me:secret@h/db") == "postgresql://me:***@h/db"
+        open_store(f"sqlite:///{blocker / 'sub' / 'x.sqlite'}")
+    assert display_url("postgresql://me:secret@h/db") == "postgresql://me:***@h/db"
 
 
 # --------------------------------------------------------------------------- schema
 
 
-def test_new_store_is_created_with_wal_busy_timeout_and_reported_rows(url):
-    factory = store.open_store(url)
-    engine = store.store_engine(factory)
+def test_new_store_is_created_with_wal_busy_timeout_and_no_rows(url):
+    factory = open_store(url)
+    engine = store_engine(factory)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-            == store.HEAD_REVISION
-    c = counts(factory)
-    assert c["runs"] == len(REPORTED)
-    assert c["set_results"] == sum(len(e["weighted_f1"]) for e in REPORTED)
+            == HEAD_REVISION
+    assert counts(factory) == empty(factory)
+    assert set(counts(factory)) == {"models", "runs", "set_results", "prompts", "samples",
+                                    "submissions"}
+
+
+def test_opening_or_upgrading_never_inserts_rows_and_db_init_loads_them_once(tmp_path, capsys):
+    from alembic import command
+
+    # an old store (the first schema) brought to the newest by opening it, then db upgrade
+    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    command.upgrade(alembic_config(old), "0001")
+    factory = open_store(old)
+    assert counts(factory) == empty(factory)
+    assert main(["db", "upgrade", "--db", old]) == 0
+    assert "already at schema" in capsys.readouterr().out
+    # a new store through db upgrade
+    new = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    assert main(["db", "upgrade", "--db", new]) == 0
+    assert f"schema (new) -> {HEAD_REVISION}" in capsys.readouterr().out
+    factory = open_store(new)
+    assert counts(factory) == empty(factory)
+    assert reported_run_count(factory) == 0
+    # db init loads the paper's rows, and only those; a second init changes nothing
+    assert main(["db", "init", "--db", new]) == 0
+    assert f"{len(REPORTED)} paper-reported runs loaded" in capsys.readouterr().out
+    loaded = counts(factory)
+    assert reported_run_count(factory) == loaded["runs"] == len(REPORTED)
+    assert loaded["set_results"] == sum(len(e["weighted_f1"]) for e in REPORTED)
+    assert loaded["samples"] == loaded["prompts"] == loaded["submissions"] == 0
+    with factory() as s:
+        ids = s.scalars(select(Run.id).order_by(Run.id)).all()
+    assert main(["db", "init", "--db", new]) == 0
+    assert counts(factory) == loaded
+    with factory() as s:
+        assert s.scalars(select(Run.id).order_by(Run.id)).all() == ids
+    assert "db init" in NOT_LOADED
 
 
 def test_head_revision_constant_matches_the_migrations_and_they_match_the_tables(url):
@@ -109,20 +159,20 @@ def test_head_revision_constant_matches_the_migrations_and_they_match_the_tables
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(store.alembic_config()).get_current_head() \
-        == store.HEAD_REVISION
-    engine = store.store_engine(store.open_store(url))
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() \
+        == HEAD_REVISION
+    engine = store_engine(open_store(url))
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), store.Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
 
 def test_a_store_from_a_newer_version_is_refused(url):
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory.begin() as s:
         s.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(ImhiError, match="newer than this imhi-bench"):
-        store.open_store(url)
+        open_store(url)
 
 
 def test_migrations_are_shipped_as_package_data():
@@ -147,7 +197,8 @@ def reported_f1(factory, name: str, set_name: str, setting: str = "") -> float |
 
 
 def test_reported_values_and_absent_dashes(url):
-    factory = store.open_store(url)
+    factory = open_store(url)
+    assert load_reported(factory) == len(REPORTED)
     assert reported_f1(factory, "MentaLLaMA-chat-13B", "DR") == 85.68
     assert reported_f1(factory, "MentalRoBERTa", "t-sid") == 89.01
     assert reported_f1(factory, "ChatGPT", "swmh", "few-shot") == 60.19
@@ -165,8 +216,8 @@ def test_reported_values_and_absent_dashes(url):
 def test_db_init_is_idempotent_and_keeps_reproduced_runs(url, capsys):
     assert main(["db", "init", "--db", url]) == 0
     assert "created" in capsys.readouterr().out
-    factory = store.open_store(url)
-    rid = store.record_run(factory, model={"name": "X"}, run={}, results=score_json(DR=80.0))
+    factory = open_store(url)
+    rid = record_run(factory, model={"name": "X"}, run={}, results=score_json(DR=80.0))
     with factory() as s:
         ids_before = s.scalars(select(Run.id).order_by(Run.id)).all()
     before = counts(factory)
@@ -209,7 +260,7 @@ def test_add_db_args():
 
 
 def test_record_run_round_trip(url):
-    factory = store.open_store(url)
+    factory = open_store(url)
     results = score_json(DR=80.0, CAMS=40.0)
     results["sets"]["DR"].update(bart_score=-3.2, bertscore_f1=0.61, rougeL=0.3,
                                  consistency=0.93, labeler="rules", future_metric=1.5,
@@ -217,7 +268,7 @@ def test_record_run_round_trip(url):
     results["sets"]["CAMS"]["bart_score"] = float("nan")
     samples = [sample("DR", 0, bart_score=-2.5, rougeL=0.4, judge="ok"),
                sample("dr", 1, correct=False), sample("CAMS", 0, prompt="post 0")]
-    rid = store.record_run(
+    rid = record_run(
         factory,
         model={"name": "my-model", "path": "org/my-model", "revision": "abc123",
                "type": "fine-tuned", "params": "7B", "precision": "bf16",
@@ -262,12 +313,12 @@ def test_record_run_round_trip(url):
 
 
 def test_models_are_found_by_name_revision_and_path(url):
-    factory = store.open_store(url)
-    a = store.record_run(factory, model={"name": "m", "revision": "r1"}, run={},
+    factory = open_store(url)
+    a = record_run(factory, model={"name": "m", "revision": "r1"}, run={},
                          results=score_json(DR=1.0))
-    b = store.record_run(factory, model={"name": "m", "revision": "r1", "license": "MIT"},
+    b = record_run(factory, model={"name": "m", "revision": "r1", "license": "MIT"},
                          run={}, results=score_json(DR=2.0))
-    c = store.record_run(factory, model={"name": "m", "revision": "r2"}, run={},
+    c = record_run(factory, model={"name": "m", "revision": "r2"}, run={},
                          results=score_json(DR=3.0))
     with factory() as s:
         ma, mb, mc = (s.get(Run, i).model for i in (a, b, c))
@@ -276,8 +327,9 @@ def test_models_are_found_by_name_revision_and_path(url):
 
 
 def test_reproduced_run_of_a_reported_model_stays_apart(url):
-    factory = store.open_store(url)
-    rid = store.record_run(
+    factory = open_store(url)
+    load_reported(factory)
+    rid = record_run(
         factory, model={"name": "MentaLLaMA-chat-13B", "path": "klyang/MentaLLaMA-chat-13B"},
         run={}, results=score_json(DR=50.0))
     with factory() as s:
@@ -285,7 +337,7 @@ def test_reproduced_run_of_a_reported_model_stays_apart(url):
         assert sorted(r.source for r in runs) == ["reported", "reproduced"]
         assert len({r.model_id for r in runs}) == 1
     assert reported_f1(factory, "MentaLLaMA-chat-13B", "DR") == 85.68
-    store.load_reported(factory)
+    load_reported(factory)
     with factory() as s:
         assert s.get(Run, rid) is not None  # refreshing reported rows never touches it
 
@@ -314,29 +366,29 @@ def test_reproduced_run_of_a_reported_model_stays_apart(url):
     ({"samples": [{"set": "DR", "doc_id": 0, "x": object()}]}, "cannot be stored as JSON"),
 ])
 def test_bad_input_is_one_error_and_writes_nothing(url, kwargs, message):
-    factory = store.open_store(url)
+    factory = open_store(url)
     before = counts(factory)
     call = {"model": {"name": "m"}, "run": {}, "results": score_json(DR=80.0),
             "samples": None, **kwargs}
     with pytest.raises(ImhiError, match=message) as info:
-        store.record_run(factory, **call)
+        record_run(factory, **call)
     assert "\n" not in str(info.value)
     assert counts(factory) == before
 
 
 def test_parse_param_count():
-    assert store.parse_param_count("13B") == 13_000_000_000
-    assert store.parse_param_count("125m") == 125_000_000
-    assert store.parse_param_count("1.5B") == 1_500_000_000
-    assert store.parse_param_count(7e9) == 7_000_000_000
-    assert store.parse_param_count(None) is None
+    assert parse_param_count("13B") == 13_000_000_000
+    assert parse_param_count("125m") == 125_000_000
+    assert parse_param_count("1.5B") == 1_500_000_000
+    assert parse_param_count(7e9) == 7_000_000_000
+    assert parse_param_count(None) is None
     for bad in ("B", "-3B", "7Q", -1):
         with pytest.raises(ImhiError):
-            store.parse_param_count(bad)
+            parse_param_count(bad)
 
 
 def test_failure_midway_through_record_run_leaves_nothing(url, monkeypatch):
-    factory = store.open_store(url)
+    factory = open_store(url)
     before = counts(factory)
     reached = []
 
@@ -348,9 +400,9 @@ def test_failure_midway_through_record_run_leaves_nothing(url, monkeypatch):
         reached.append(run_id)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "_insert_samples", boom)
+    monkeypatch.setattr(record, "_insert_samples", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        store.record_run(factory, model={"name": "brand-new"}, run={},
+        record_run(factory, model={"name": "brand-new"}, run={},
                          results=score_json(DR=80.0, SAD=50.0), samples=[sample("DR", 0)])
     assert reached
     assert counts(factory) == before
@@ -360,7 +412,7 @@ def test_failure_midway_through_record_run_leaves_nothing(url, monkeypatch):
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
-    from imhi_bench.store import db as store
+    from imhi_bench.store import record as store
 
     def stall(session, run_id, rows):
         print("in transaction", flush=True)
@@ -374,7 +426,7 @@ KILLED_WRITER = textwrap.dedent("""
 
 
 def test_a_killed_writer_leaves_no_partial_run(url):
-    factory = store.open_store(url)
+    factory = open_store(url)
     before = counts(factory)
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url],
                             stdout=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -383,45 +435,45 @@ def test_a_killed_writer_leaves_no_partial_run(url):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert counts(store.open_store(url)) == before
+    assert counts(open_store(url)) == before
     # and the store is writable again at once
-    store.record_run(url, model={"name": "after"}, run={}, results=score_json(DR=1.0))
+    record_run(url, model={"name": "after"}, run={}, results=score_json(DR=1.0))
 
 
 def test_record_run_inside_a_callers_transaction_is_a_savepoint(url):
-    factory = store.open_store(url)
+    factory = open_store(url)
     before = counts(factory)
     with factory() as s:
         s.begin()
-        rid = store.record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
+        rid = record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
         assert s.get(Run, rid) is not None
         s.rollback()  # the caller's decision wins
     assert counts(factory) == before
     with factory() as s:
-        rid = store.record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
+        rid = record_run(s, model={"name": "tx"}, run={}, results=score_json(DR=1.0))
     with factory() as s:
         assert s.get(Run, rid) is not None
 
 
 def test_record_run_by_url_and_default_store(url, monkeypatch):
     monkeypatch.setenv("IMHI_DB_URL", url)
-    rid = store.record_run(None, model={"name": "env"}, run={}, results=score_json(DR=1.0))
-    rid2 = store.record_run(url, model={"name": "env"}, run={}, results=score_json(DR=2.0))
+    rid = record_run(None, model={"name": "env"}, run={}, results=score_json(DR=1.0))
+    rid2 = record_run(url, model={"name": "env"}, run={}, results=score_json(DR=2.0))
     assert rid2 == rid + 1
 
 
 def test_concurrent_writers_all_succeed(url):
-    store.open_store(url)
+    open_store(url)
 
     def writer(k: int) -> None:
-        factory = store.open_store(url)  # own engine, own connections
+        factory = open_store(url)  # own engine, own connections
         for i in range(5):
-            store.record_run(factory, model={"name": f"w{k}"}, run={},
+            record_run(factory, model={"name": f"w{k}"}, run={},
                              results=score_json(DR=float(i)),
                              samples=[sample("DR", 0, prompt="shared prompt")])
 
     assert errors_in_threads(writer, 4) == []
-    with store.open_store(url)() as s:
+    with open_store(url)() as s:
         assert s.scalar(select(func.count()).select_from(Run)
                         .where(Run.source == "reproduced")) == 20
         assert s.scalar(select(func.count()).select_from(Prompt)) == 1
@@ -432,9 +484,18 @@ def test_several_openers_of_the_same_new_store_at_once_all_succeed(tmp_path):
     deadlocks between two of them now and then (1 round in 9 before the retry)."""
     for attempt in range(40):
         url = f"sqlite:///{tmp_path / f'store{attempt}.sqlite'}"
-        assert errors_in_threads(lambda _k, url=url: store.open_store(url), 6) == [], \
+        assert errors_in_threads(lambda _k, url=url: open_store(url), 6) == [], \
             f"round {attempt}"
-        assert counts(store.open_store(url))["runs"] == len(REPORTED)  # loaded once, not 6x
+        factory = open_store(url)
+        assert counts(factory) == empty(factory)  # opening inserts nothing
+
+
+def test_concurrent_db_inits_load_the_paper_rows_once(url):
+    open_store(url)
+    assert errors_in_threads(lambda _k: load_reported(url), 4) == []
+    factory = open_store(url)
+    assert reported_run_count(factory) == counts(factory)["runs"] == len(REPORTED)
+    assert counts(factory)["set_results"] == sum(len(e["weighted_f1"]) for e in REPORTED)
 
 
 class _LockedCursor:

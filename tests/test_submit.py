@@ -16,9 +16,9 @@ from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
 from imhi_bench.cli.main import main
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.queue import submission
-from imhi_bench.store import db as store
-from imhi_bench.store.db import Submission
+from imhi_bench.queue import checkpoint, submission
+from imhi_bench.store.engine import open_store
+from imhi_bench.store.tables import Submission
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -55,7 +55,7 @@ def submit(*args: str, capsys) -> tuple[int, str, str]:
 
 
 def queued(url: str) -> list[dict]:
-    factory = store.open_store(url)
+    factory = open_store(url)
     with factory() as s:
         return [{c.key: getattr(r, c.key) for c in Submission.__table__.columns}
                 for r in s.scalars(select(Submission).order_by(Submission.submitted))]
@@ -92,9 +92,9 @@ def test_local_folder_is_checked_pinned_and_queued(llama, env, capsys):
     assert row["status"] == "PENDING" and row["attempts"] == 0 and row["worker"] is None
     assert row["model"] == str(llama.resolve()) and row["adapter"] == ""
     # pinned by content: config, tokenizer and weights
-    assert row["revision"] == submission.content_hash(llama)
+    assert row["revision"] == checkpoint.content_hash(llama)
     assert row["revision"].startswith("sha256:") and len(row["revision"]) == 71
-    assert [f.name for f in submission.pinned_files(llama)] == [
+    assert [f.name for f in checkpoint.pinned_files(llama)] == [
         "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
         "tokenizer_config.json"]
     assert (row["precision"], row["backend"]) == ("fp32", "hf")  # the config's dtype
@@ -136,8 +136,8 @@ def test_adapter_with_its_base_from_the_adapter_config_or_model(llama, lora, env
     assert rc == 0, err
     [row] = queued(env["url"])
     assert row["model"] == str(llama.resolve()) and row["adapter"] == str(lora.resolve())
-    assert row["adapter_revision"] == submission.content_hash(lora)
-    assert row["revision"] == submission.content_hash(llama)
+    assert row["adapter_revision"] == checkpoint.content_hash(lora)
+    assert row["revision"] == checkpoint.content_hash(llama)
     assert row["base_model"] == str(llama.resolve())
     assert "adapter" in out
     # the same adapter and base given as --model BASE --adapter ADAPTER is a duplicate
@@ -394,7 +394,7 @@ def test_a_failed_commit_leaves_no_manifest(llama, env, capsys):
     finally:
         event.remove(Session, "before_commit", boom)
     assert rc == 2 and "simulated store failure" in err
-    factory = store.open_store(env["url"])
+    factory = open_store(env["url"])
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Submission)) == 0
     assert manifests(env["dir"]) == []

@@ -9,27 +9,31 @@ import pytest
 
 from imhi_bench.benchmark.sets import FORMATS, SETS, UNSEEN_SETS
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.tasks.lm_tasks import (
+from imhi_bench.tasks.hooks import load_dataset, macro_f1, process_results, weighted_f1
+from imhi_bench.tasks.names import (
     GROUPS,
     MAX_GEN_TOKS,
     STOP_STRINGS,
     all_tasks,
     group_tasks,
-    load_dataset,
-    macro_f1,
     parse_task,
-    process_results,
-    render_task_files,
     task_name,
-    weighted_f1,
 )
+from imhi_bench.tasks.render import render_task_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS_YAML = ROOT / "tasks_yaml"
 
 
+@pytest.fixture(autouse=True)
+def _bart_score_off(monkeypatch):
+    """Tests run offline, where the default BART (bart-large-cnn) fails the check at dataset
+    load; tests of bart_score pass their model in the task metadata, which wins."""
+    monkeypatch.setenv("IMHI_BART_MODEL", "none")
+
+
 def test_tasks_yaml_is_up_to_date():
-    """tasks_yaml/ is generated from sets.py + tasks.py; regenerate with
+    """tasks_yaml/ is generated from imhi_bench/tasks/render.py; regenerate with
     `python scripts/generate_tasks_yaml.py` if this fails."""
     want = render_task_files()
     have = {p.name: p.read_text("utf-8") for p in TASKS_YAML.iterdir() if p.is_file()}
@@ -126,8 +130,9 @@ def test_process_results_and_aggregations_use_labels_and_metrics():
     hit = process_results(doc, ["Yes, the poster suffers from depression. Reasoning: x"])
     miss = process_results(doc, ["No, the poster does not suffer from depression."])
     junk = process_results(doc, ["zzz"])
-    assert hit == {"weighted_f1": ("yes", "yes"), "accuracy": 1.0, "macro_f1": ("yes", "yes"),
-                   "unparseable": 0}
+    # accuracy per sample is 0 or 100, so its mean is in percent like the F1s
+    assert hit == {"weighted_f1": ("yes", "yes"), "accuracy": 100.0, "macro_f1": ("yes", "yes"),
+                   "unparseable": 0, "bart_score": None}
     assert miss["accuracy"] == 0.0 and miss["weighted_f1"] == ("yes", "no")
     assert junk["unparseable"] == 1 and junk["weighted_f1"] == ("yes", None)
     items = [hit["weighted_f1"], miss["weighted_f1"], junk["weighted_f1"], ("no", "no")]

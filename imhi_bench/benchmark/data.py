@@ -44,7 +44,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 @functools.lru_cache(maxsize=1)
 def release_manifest() -> dict[str, dict]:
     """sha256 and size of every released file, recorded from the MentaLLaMA release."""
-    text = resources.files("imhi_bench.benchmark").joinpath("release_manifest.json").read_text("utf-8")
+    text = resources.files(__package__).joinpath("release_manifest.json").read_text("utf-8")
     return json.loads(text)
 
 
@@ -198,3 +198,30 @@ def data_sha256(set_name: str, fmt: str, data_dir: str | os.PathLike | None = No
     """sha256 of a set's test file, or None when it is absent (for provenance)."""
     path = resolve_data_dir(data_dir) / get_set(set_name).path(fmt)
     return sha256_file(path) if path.is_file() else None
+
+
+def identify_file(
+    set_name: str, golds: list[str], data_dir: str | os.PathLike | None = None
+) -> dict:
+    """Which released file (format) a list of gold responses comes from, with its sha256,
+    so a score of existing generations still says what data it was computed on."""
+    root = resolve_data_dir(data_dir)
+    s = get_set(set_name)
+    wanted = set(golds)
+    for fmt in FORMATS:
+        path = root / s.path(fmt)
+        if not path.is_file():
+            continue
+        try:
+            rows = read_csv(path, (QUERY_COLUMN, GOLD_COLUMN))
+        except ImhiError:
+            continue
+        released = {r[GOLD_COLUMN] for r in rows}
+        if wanted <= released:
+            return {
+                "format": fmt,
+                "data_file": str(path),
+                "data_sha256": sha256_file(path),
+                "complete": len(golds) == len(rows),
+            }
+    return {"format": None, "data_file": None, "data_sha256": None, "complete": None}

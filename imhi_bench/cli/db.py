@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def add_db_args(parser: argparse.ArgumentParser, *, no_db: bool = False) -> None:
-    """Add `--db URL` (and, with `no_db`, `--no-db`) to a sub-command's parser."""
-    parser.add_argument(
-        "--db", metavar="URL",
-        help="results store: a SQLAlchemy URL or a SQLite file path (default: $IMHI_DB_URL, "
-        "else imhi.sqlite in the per-user data dir)",
-    )
-    if no_db:
-        parser.add_argument("--no-db", action="store_true",
-                            help="do not record the results in the store")
+from imhi_bench.cli.options import add_db_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,20 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.set_defaults(func=run_init)
     upgrade = actions.add_parser(
         "upgrade", help="upgrade the store to this version's schema",
-        description="Apply the schema migrations this version of imhi-bench ships.",
+        description="Apply the schema migrations this version of imhi-bench ships; no rows "
+        "are added (db init loads the paper's rows).",
     )
     add_db_args(upgrade)
     upgrade.set_defaults(func=run_upgrade)
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from imhi_bench.store.db import (
-        display_url,
-        load_reported,
-        make_engine,
-        resolve_db_url,
-        upgrade_schema,
-    )
+    from imhi_bench.store.engine import display_url, make_engine, resolve_db_url, upgrade_schema
+    from imhi_bench.store.reported import load_reported
 
     url = resolve_db_url(args.db)
     engine = make_engine(url)
@@ -61,7 +47,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from imhi_bench.store.db import display_url, make_engine, resolve_db_url, upgrade_schema
+    from imhi_bench.store.engine import display_url, make_engine, resolve_db_url, upgrade_schema
 
     url = resolve_db_url(args.db)
     before, after = upgrade_schema(make_engine(url))

@@ -6,15 +6,10 @@ import argparse
 
 from imhi_bench.cli.options import add_data_dir
 
-BACKEND_HELP = (
-    "hf: causal LM with transformers (default); hf-seq2seq: encoder-decoder such as "
-    "MentalBART/MentalT5 (completion format by default); vllm: GPU only; openai-chat / "
-    "openai-completions: an OpenAI-compatible API"
-)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imhi_bench.models.backends import BACKENDS, DTYPES
+    from imhi_bench.models.options import DTYPES
+    from imhi_bench.models.registry import BACKEND_HELP, BACKENDS
 
     p = sub.add_parser(
         "eval",
@@ -90,8 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--no-cache", action="store_true",
                      help="neither reuse nor record generations")
     add_data_dir(p)
-    from imhi_bench.cli.db import add_db_args
-    from imhi_bench.scoring.quality import add_quality_args
+    from imhi_bench.cli.options import add_db_args, add_quality_args
 
     add_quality_args(p.add_argument_group("explanation quality and labels"))
     add_db_args(p.add_argument_group("results store"), no_db=True)
@@ -99,9 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options(args: argparse.Namespace):
-    from imhi_bench.models.backends import ModelOptions
+    from imhi_bench.cli.options import quality_from_args
+    from imhi_bench.models.options import ModelOptions
     from imhi_bench.runs.evaluate import EvalOptions
-    from imhi_bench.scoring.quality import quality_from_args
 
     model = ModelOptions(
         model=args.model, backend=args.backend, adapter=args.adapter, revision=args.revision,
@@ -127,28 +121,17 @@ def after_run(run, args: argparse.Namespace) -> int | None:
     The submission worker records its runs itself, so this lives here, not in run_eval."""
     if args.no_db:
         return None
-    from imhi_bench.scoring.pipeline import report_format
-    from imhi_bench.store.db import record_run
+    from imhi_bench.store.record import record_scored
 
     prov = run.report["provenance"]
     model = args.adapter or args.model
-    return record_run(
-        args.db,
-        model={
-            "name": args.name or model_label(model),
-            "path": prov.get("adapter") or prov.get("model_resolved") or args.model,
-            "revision": args.revision or "",
-            "base_model": args.model if args.adapter else None,
-            "precision": None if args.dtype == "auto" else args.dtype,
-        },
-        run={
-            "backend": args.backend,
-            "format": report_format(run.report),
-            "generation_config": prov.get("generation"),
-        },
-        results=run.report,
-        samples=[s.to_json() for rows in run.samples.values() for s in rows],
-    )
+    return record_scored(args.db, run.report, run.samples, model={
+        "name": args.name or model_label(model),
+        "path": prov.get("adapter") or prov.get("model_resolved") or args.model,
+        "revision": args.revision or "",
+        "base_model": args.model if args.adapter else None,
+        "precision": None if args.dtype == "auto" else args.dtype,
+    })
 
 
 def model_label(model: str) -> str:
@@ -160,7 +143,8 @@ def model_label(model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imhi_bench.runs.evaluate import RESULTS_FILE, run_eval
+    from imhi_bench.runs.evaluate import run_eval
+    from imhi_bench.runs.folder import RESULTS_FILE
     from imhi_bench.scoring.report import score_table
 
     result = run_eval(options(args))

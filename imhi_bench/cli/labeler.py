@@ -76,7 +76,7 @@ def _table(reports: dict) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, parse_set_list
-    from imhi_bench.scoring.labeler import TrainOptions, train_labeler
+    from imhi_bench.scoring.labeler.train import TrainOptions, train_labeler
 
     sets = [s.name for s in parse_set_list(args.sets)] if args.sets else None
     opts = TrainOptions(epochs=args.epochs, max_length=args.max_length,
@@ -94,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, parse_set_list
     from imhi_bench.core.fileio import atomic_write_json
-    from imhi_bench.scoring.labeler import evaluate_labeler, load_labeler
+    from imhi_bench.scoring.labeler.load import load_labeler
+    from imhi_bench.scoring.labeler.train import evaluate_labeler
 
     labeler = load_labeler(args.labeler)
     sets = [s.name for s in parse_set_list(args.sets)] if args.sets else None

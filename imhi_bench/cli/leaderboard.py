@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from imhi_bench.cli.db import add_db_args
+from imhi_bench.cli.options import add_db_args
 from imhi_bench.core.errors import ImhiError
 
 
@@ -37,7 +37,8 @@ def streamlit_command(port: int, host: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imhi_bench.store.db import DB_URL_ENV, display_url, open_store, resolve_db_url
+    from imhi_bench.store.engine import DB_URL_ENV, display_url, open_store, resolve_db_url
+    from imhi_bench.store.reported import NOT_LOADED, reported_run_count
 
     if not 1 <= args.port <= 65535:
         raise ImhiError(f"--port {args.port} is not a port: use 1-65535")
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             "the leaderboard needs Streamlit: pip install 'imhi-bench[leaderboard]'"
         ) from None
     url = resolve_db_url(args.db)
-    open_store(url)  # create or upgrade it now, so a bad URL fails here in one line
+    factory = open_store(url)  # create or upgrade it now, so a bad URL fails here in one line
+    if not reported_run_count(factory):
+        print(NOT_LOADED, flush=True)
     print(f"leaderboard on http://{args.host}:{args.port} (store {display_url(url)}); "
           "Ctrl-C stops it", flush=True)
     # The app reads the URL the way every command does; passing it in the environment keeps

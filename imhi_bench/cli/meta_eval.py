@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from imhi_bench.cli.options import add_data_dir
+from imhi_bench.cli.options import add_data_dir, add_model_args
+from imhi_bench.scoring.quality.table import (
+    DEFAULT_BATCH_SIZE,
+    QUALITY_METRICS,
+    parse_quality_metrics,
+)
+
+ALL = ",".join(QUALITY_METRICS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imhi_bench.scoring.quality import add_model_args
-
     p = sub.add_parser(
         "meta-eval",
         help="correlate BART-score/BERTScore/ROUGE-L with the paper's human ratings",
@@ -22,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_data_dir(p)
-    p.add_argument("--metrics", default="bart,bertscore,rouge", metavar="LIST",
-                   help="any of bart,bertscore,rouge (default all three)")
+    p.add_argument("--metrics", default=ALL, metavar="LIST",
+                   help=f"any of {ALL} (default all)")
     add_model_args(p)
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="BART-score batch size: about N average-length pairs per batch "
-                        "(default 16)")
+                        f"(default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
     p.set_defaults(func=run)
 
@@ -36,11 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from imhi_bench.core.errors import ImhiError
     from imhi_bench.core.fileio import atomic_write_json
     from imhi_bench.scoring.meta_eval import format_meta_eval, meta_evaluate
-    from imhi_bench.scoring.quality import parse_quality_metrics
 
     metrics = parse_quality_metrics(args.metrics)
     if not metrics:
-        raise ImhiError("--metrics is empty: give any of bart,bertscore,rouge")
+        raise ImhiError(f"--metrics is empty: give any of {ALL}")
     if args.bart_checkpoint and "bart" not in metrics:
         raise ImhiError("--bart-checkpoint is for BART-score: add bart to --metrics")
     if args.batch_size is not None and args.batch_size < 1:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from imhi_bench.cli.db import add_db_args
-from imhi_bench.cli.options import add_data_dir
+from imhi_bench.cli.options import add_data_dir, add_db_args, add_quality_args
 from imhi_bench.core.fileio import atomic_write_json
-from imhi_bench.scoring.quality import add_quality_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,48 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imhi_bench.runs.folder import load_predictions
-    from imhi_bench.scoring.pipeline import (
-        add_quality,
-        detect_format,
-        label_samples,
-        make_report,
-        score_samples,
-    )
-    from imhi_bench.scoring.provenance import base_provenance
-    from imhi_bench.scoring.quality import quality_from_args
+    from imhi_bench.cli.options import quality_from_args
+    from imhi_bench.runs.rescore import score_predictions
     from imhi_bench.scoring.report import score_table
 
     quality = quality_from_args(args)  # validates options before any work
-    labeler = quality.labeler if quality is not None else None
-    files = load_predictions(args.predictions)
-    samples = {}
-    per_set_prov = {}
-    for name, pf in files.items():
-        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
-        samples[name] = label_samples(name, rows, where=pf.path.name, labeler=labeler)
-        per_set_prov[name] = {
-            "predictions_file": str(pf.path.resolve()),
-            "predictions_sha256": pf.sha256,
-            **detect_format(name, [r.gold for r in pf.rows], args.data_dir),
-        }
-    scores = score_samples(samples, seed=args.seed, n_boot=args.bootstrap, labeler=labeler)
-    if quality is not None:
-        add_quality(scores, samples, quality)
-    provenance = {
-        **base_provenance(),
-        "source": "score",
-        "predictions": str(Path(args.predictions).resolve()),
-        "seed": args.seed,
-        "bootstrap": args.bootstrap,
-        "quality": quality.provenance() if quality is not None else None,
-        "sets": per_set_prov,
-    }
-    report = make_report(scores, provenance)
+    scored = score_predictions(args.predictions, data_dir=args.data_dir, seed=args.seed,
+                               bootstrap=args.bootstrap, quality=quality)
+    report = scored.report
     run_id = None
     if args.name and not args.no_db:
         # Recorded before the JSON is written: a store error leaves no result file behind.
-        run_id = record(args.db, args.name, report, samples)
+        run_id = record(args.db, args.name, scored)
     if args.json:
         atomic_write_json(args.json, report)
     if args.json:
@@ -92,17 +59,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def record(db: str | None, name: str, report: dict, samples: dict) -> int:
+def record(db: str | None, name: str, scored) -> int:
     """Write a scored run into the results store (one transaction)."""
-    from imhi_bench.scoring.pipeline import report_format
-    from imhi_bench.store.db import record_run
+    from imhi_bench.store.record import record_scored
 
-    return record_run(
-        db,
-        model={"name": name},
-        run={"format": report_format(report), "backend": "score"},
-        results=report,
-        samples=[s.to_json() for rows in samples.values() for s in rows],
-    )
-
-
+    return record_scored(db, scored.report, scored.samples, model={"name": name})

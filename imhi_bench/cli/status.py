@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from imhi_bench.cli.db import add_db_args
+from imhi_bench.cli.options import add_db_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,9 +44,10 @@ def _age(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+    from imhi_bench.core.clock import utcnow
     from imhi_bench.core.errors import ImhiError
-    from imhi_bench.queue.jobs import RUNNING, list_submissions, run_ids, utcnow
-    from imhi_bench.store.db import open_store
+    from imhi_bench.queue.jobs import RUNNING, list_submissions, run_ids
+    from imhi_bench.store.engine import open_store
 
     factory = open_store(args.db)
     rows = list_submissions(factory, args.id)

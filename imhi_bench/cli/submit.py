@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imhi_bench.cli.db import add_db_args
-
-
-def add_submissions_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--submissions-dir", metavar="DIR",
-        help="where manifests (<id>.json), run folders (runs/<id>) and the generation cache "
-        "live (default: $IMHI_SUBMISSIONS_DIR, else submissions/ in the current folder)",
-    )
+from imhi_bench.cli.options import add_db_args, add_submissions_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
     from imhi_bench.queue.submission import SubmitOptions, enqueue, prepare, submissions_dir
-    from imhi_bench.store.db import display_url, open_store, resolve_db_url
+    from imhi_bench.store.engine import display_url, open_store, resolve_db_url
 
     directory = submissions_dir(args.submissions_dir)
     url = resolve_db_url(args.db)

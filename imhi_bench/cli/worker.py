@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from imhi_bench.cli.db import add_db_args
-from imhi_bench.cli.options import add_data_dir
-from imhi_bench.cli.submit import add_submissions_dir
+from imhi_bench.cli.options import add_data_dir, add_db_args, add_submissions_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.requeue:
         from imhi_bench.queue.jobs import requeue
-        from imhi_bench.store.db import open_store
+        from imhi_bench.store.engine import open_store
 
         requeue(open_store(args.db), args.requeue)
         print(f"requeued {args.requeue}: PENDING")

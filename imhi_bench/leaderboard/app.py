@@ -2,7 +2,8 @@
 `streamlit run leaderboard/app.py` with the store in $IMHI_DB_URL.
 
 Pages: the main table, one model's run, two runs compared, and the submission queue.
-Data comes from `imhi_bench.leaderboard.data`; this module only lays it out.  Anything that
+Data comes from `imhi_bench.leaderboard.data` (the main table), `.run_data` (one run,
+two runs compared) and `.queue_data`; this module only lays it out.  Anything that
 came from users or models (names, posts, generations, submission errors) is shown as text:
 st.text, st.code, st.dataframe, st.json, never st.markdown or st.table (which render
 Markdown).  Store-wide frames are cached under a fingerprint of the store, so a new run
@@ -17,8 +18,9 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import data as data
-from imhi_bench.store.db import display_url, open_store, resolve_db_url, store_engine
+from imhi_bench.leaderboard import data, queue_data, run_data
+from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
+from imhi_bench.store.reported import NOT_LOADED
 
 PAGES: tuple[str, ...] = ("Leaderboard", "Model", "Compare", "Queue")
 SAMPLES_PER_PAGE = 25
@@ -156,7 +158,7 @@ def _bar_chart(frame: pd.DataFrame, value: str, color: str | None = None) -> alt
 def model_page(url: str, runs: pd.DataFrame) -> None:
     run_id = _run_picker(runs, "Model run", key="model_run")
     engine = _engine(url)
-    details = data.run_details(engine, run_id)
+    details = run_data.run_details(engine, run_id)
     if details is None:  # removed since the page loaded
         st.info("This run is no longer in the store: reload the page.")
         return
@@ -172,7 +174,7 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
                  hide_index=True, key="facts")
 
     st.subheader("Per-set results")
-    metrics = data.run_results(engine, run_id)
+    metrics = run_data.run_results(engine, run_id)
     st.dataframe(metrics, hide_index=True, key="metrics",
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
                                 for c in ("weighted_f1", "ci_low", "ci_high", "accuracy",
@@ -188,19 +190,19 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
              "generation_config": details["generation_config"]}, expanded=False)
 
     st.subheader("Samples")
-    sets = data.sample_sets(engine, run_id)
+    sets = run_data.sample_sets(engine, run_id)
     if not sets:
         st.info("No samples are stored for this run.")
         return
     left, mid, right = st.columns(3)
     chosen = left.selectbox("Set", ["all sets", *sets], key="sample_set")
     wrong = mid.checkbox("Wrong only", key="wrong_only")
-    _, total = data.load_samples(engine, run_id, set_name=None if chosen == "all sets"
+    _, total = run_data.load_samples(engine, run_id, set_name=None if chosen == "all sets"
                                  else chosen, wrong_only=wrong, limit=1)
     pages = max(1, -(-total // SAMPLES_PER_PAGE))
     page = right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1,
                               key="sample_page")
-    frame, total = data.load_samples(
+    frame, total = run_data.load_samples(
         engine, run_id, set_name=None if chosen == "all sets" else chosen, wrong_only=wrong,
         limit=SAMPLES_PER_PAGE, offset=(int(page) - 1) * SAMPLES_PER_PAGE,
     )
@@ -235,7 +237,8 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
     labels = {int(r.run_id): data.run_label(r._asdict()) for r in runs.itertuples(index=False)}
     st.text(f"A: {labels[run_a]}\nB: {labels[run_b]}")
     engine = _engine(url)
-    table = data.compare_runs(data.run_results(engine, run_a), data.run_results(engine, run_b))
+    table = run_data.compare_runs(run_data.run_results(engine, run_a),
+                                  run_data.run_results(engine, run_b))
     if table.empty:
         st.info("Neither run has per-set results.")
         return
@@ -259,17 +262,17 @@ See submissions/README.md."""
 
 def queue_page(url: str) -> None:
     # Not cached: the queue changes while people watch it, and the query is small.
-    queue = data.load_queue(_engine(url))
+    queue = queue_data.load_queue(_engine(url))
     if queue.empty:
         st.info("No submissions yet.")
         st.code(QUEUE_HELP, language=None)
         return
     counts = queue["status"].value_counts()
     st.caption(", ".join(f"{int(counts.get(s, 0))} {s.lower()}"
-                         for s, _ in data.QUEUE_SECTIONS))
+                         for s, _ in queue_data.QUEUE_SECTIONS))
     # Names, paths and error messages come from submitters: dataframes show them as text.
-    for status, title in data.QUEUE_SECTIONS:
-        part = data.queue_section(queue, status)
+    for status, title in queue_data.QUEUE_SECTIONS:
+        part = queue_data.queue_section(queue, status)
         st.subheader(f"{title} ({len(part)})")
         if part.empty:
             st.text("none")
@@ -280,6 +283,7 @@ def queue_page(url: str) -> None:
 
 def empty_store(url: str) -> None:
     st.info("The results store is empty.")
+    st.info(NOT_LOADED)
     st.code(FIRST_RESULT_HELP, language=None)
     st.text(f"Store: {display_url(url)}")
 
@@ -309,6 +313,9 @@ def main() -> None:
         empty_store(url)
         return
     st.sidebar.text(f"Store: {display_url(url)}")
+    if not (runs["source"] == "reported").any():
+        # A new store is created empty: the paper's rows come only from `db init`.
+        st.info(NOT_LOADED)
     if not (runs["source"] == "reproduced").any():
         st.info("Only the paper's reported rows so far.")
         st.code(FIRST_RESULT_HELP, language=None)

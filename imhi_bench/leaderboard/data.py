@@ -1,10 +1,11 @@
-"""What the leaderboard shows, as pandas frames: queries on the store and the shaping,
-filtering and sorting of the main table, kept apart from Streamlit so they can be tested
-directly (the app, `imhi_bench.leaderboard.app`, only lays them out).
+"""The leaderboard's main table as pandas frames: the store queries behind it and its
+shaping, filtering, sorting and CSV, kept apart from Streamlit so they can be tested
+directly (the app, `imhi_bench.leaderboard.app`, only lays them out).  One run's page and
+the compare page read `imhi_bench.leaderboard.run_data`; the queue page
+`imhi_bench.leaderboard.queue_data`.
 
 Two queries fetch every finished run and every per-set result; the table is built and
-filtered in pandas, so what a user types (search) never reaches SQL.  The sample browser
-queries per page, with bound parameters only.
+filtered in pandas, so what a user types (search) never reaches SQL.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
-from imhi_bench.store.db import Model, Prompt, Run, Sample, SetResult
+from imhi_bench.store.tables import Model, Run, SetResult
 
 # Which sets the per-set columns and the mean cover.
 SET_GROUPS: dict[str, tuple[str, ...]] = {
@@ -45,7 +45,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("model", "source", "type", "training data", "fo
 # --------------------------------------------------------------------------- loading
 
 
-def _frame(rows: Sequence, columns: Sequence[str]) -> pd.DataFrame:
+def rows_frame(rows: Sequence, columns: Sequence[str]) -> pd.DataFrame:
+    """Query rows as a frame with `columns`."""
     # Column-wise: several times faster than pd.DataFrame(list of Row objects).
     values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     return pd.DataFrame({c: list(v) for c, v in zip(columns, values, strict=True)},
@@ -79,7 +80,7 @@ def load_runs(engine: Engine) -> pd.DataFrame:
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = _frame(rows, [
+    frame = rows_frame(rows, [
         "run_id", "model_id", "model", "path", "revision", "type", "params", "precision",
         "base_model", "license", "training_data", "source", "reference", "backend", "format",
         "setting", "finished_at", "recorded_at",
@@ -104,59 +105,10 @@ def load_scores(engine: Engine) -> pd.DataFrame:
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = _frame(rows, SCORE_COLUMNS)
+    frame = rows_frame(rows, SCORE_COLUMNS)
     for col in SCORE_COLUMNS[2:]:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame
-
-
-RESULT_COLUMNS: tuple[str, ...] = (
-    "set", "weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1", "unparseable", "n",
-    "bart_score", "bertscore_f1", "rouge_l", "consistency", "labeler",
-)
-
-
-def run_results(engine: Engine, run_id: int) -> pd.DataFrame:
-    """Every stored metric of one run, one row per set in SET_NAMES order; metric columns
-    the run has no value for at all are dropped."""
-    query = select(
-        SetResult.set_name, SetResult.weighted_f1, SetResult.weighted_f1_lo,
-        SetResult.weighted_f1_hi, SetResult.accuracy, SetResult.macro_f1,
-        SetResult.unparseable, SetResult.n, SetResult.bart_score, SetResult.bertscore_f1,
-        SetResult.rouge_l, SetResult.consistency, SetResult.labeler,
-    ).where(SetResult.run_id == run_id)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = _frame(rows, RESULT_COLUMNS)
-    for col in RESULT_COLUMNS[1:-1]:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    order = {name: i for i, name in enumerate(SET_NAMES)}
-    frame = frame.sort_values("set", key=lambda s: s.map(order)).reset_index(drop=True)
-    keep = ["set", "weighted_f1"] + [
-        c for c in RESULT_COLUMNS[2:] if frame[c].notna().any()]
-    return frame[keep]
-
-
-def run_details(engine: Engine, run_id: int) -> dict | None:
-    """Everything stored about one run and its model (provenance included)."""
-    with Session(engine) as session:
-        row = session.execute(
-            select(Run, Model).join(Model, Run.model_id == Model.id).where(Run.id == run_id)
-        ).first()
-    if row is None:
-        return None
-    run, model = row  # loaded attributes stay readable after the session closes
-    return {
-        "model": {c: getattr(model, c) for c in (
-            "name", "path", "revision", "type", "params", "precision", "base_model", "license",
-            "training_data")},
-        "run": {c: getattr(run, c) for c in (
-            "id", "source", "reference", "backend", "tasks", "format", "setting", "status",
-            "started_at", "finished_at", "recorded_at")},
-        "provenance": run.provenance or {},
-        "generation_config": run.generation_config or {},
-        "mean": run.mean or {},
-    }
 
 
 # --------------------------------------------------------------------------- main table
@@ -312,130 +264,3 @@ def to_csv_bytes(table: pd.DataFrame) -> bytes:
         if col in TEXT_COLUMNS:
             safe[col] = safe[col].map(_defuse_formula)
     return safe.to_csv(index=False).encode("utf-8")
-
-
-# --------------------------------------------------------------------------- model page
-
-
-SAMPLE_COLUMNS: tuple[str, ...] = (
-    "set", "doc_id", "gold_label", "label", "correct", "post", "generation", "gold",
-    "bart_score", "bertscore_f1", "rouge_l", "consistency",
-)
-
-
-def sample_sets(engine: Engine, run_id: int) -> list[str]:
-    with engine.connect() as conn:
-        names = conn.scalars(
-            select(Sample.set_name).where(Sample.run_id == run_id).distinct()
-        ).all()
-    order = {name: i for i, name in enumerate(SET_NAMES)}
-    return sorted(names, key=lambda n: order.get(n, len(order)))
-
-
-def load_samples(
-    engine: Engine,
-    run_id: int,
-    *,
-    set_name: str | None = None,
-    wrong_only: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[pd.DataFrame, int]:
-    """One page of a run's samples (post = the prompt text) and how many match in all.
-    `wrong_only` keeps samples marked not correct (unparseable ones included)."""
-    conditions = [Sample.run_id == run_id]
-    if set_name is not None:
-        conditions.append(Sample.set_name == set_name)
-    if wrong_only:
-        conditions.append(Sample.correct.is_(False))
-    page = (
-        select(Sample.set_name, Sample.doc_id, Sample.gold_label, Sample.label, Sample.correct,
-               Prompt.text, Sample.generation, Sample.gold, Sample.bart_score,
-               Sample.bertscore_f1, Sample.rouge_l, Sample.consistency)
-        .outerjoin(Prompt, Sample.prompt_hash == Prompt.hash)
-        .where(*conditions)
-        .order_by(Sample.set_name, Sample.doc_id)
-        .limit(max(1, int(limit)))
-        .offset(max(0, int(offset)))
-    )
-    with engine.connect() as conn:
-        total = conn.scalar(select(func.count(Sample.id)).where(*conditions)) or 0
-        rows = conn.execute(page).all()
-    return _frame(rows, SAMPLE_COLUMNS), int(total)
-
-
-# --------------------------------------------------------------------------- compare
-
-
-def _ci_text(lo: float, hi: float) -> str:
-    if pd.isna(lo) or pd.isna(hi):
-        return ""
-    return f"{lo:.2f} to {hi:.2f}"
-
-
-def compare_runs(a: pd.DataFrame, b: pd.DataFrame,
-                 sets: Sequence[str] = SET_NAMES) -> pd.DataFrame:
-    """Weighted F1 (with CI) of two runs (`run_results` frames) side by side, over the
-    sets in `sets` either scored, and B - A."""
-    def by_set(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.reindex(columns=["set", "weighted_f1", "ci_low", "ci_high"])
-        return frame[frame["set"].isin(list(sets))].set_index("set")
-
-    a, b = by_set(a), by_set(b)
-    names = [s for s in sets if s in a.index or s in b.index]
-    a, b = a.reindex(names), b.reindex(names)
-    return pd.DataFrame({
-        "set": names,
-        "A weighted F1": a["weighted_f1"].to_numpy(dtype="float64"),
-        "A 95% CI": [_ci_text(lo, hi) for lo, hi in zip(a["ci_low"], a["ci_high"], strict=True)],
-        "B weighted F1": b["weighted_f1"].to_numpy(dtype="float64"),
-        "B 95% CI": [_ci_text(lo, hi) for lo, hi in zip(b["ci_low"], b["ci_high"], strict=True)],
-        "B - A": (b["weighted_f1"] - a["weighted_f1"]).round(2).to_numpy(dtype="float64"),
-    })
-
-
-# --------------------------------------------------------------------------- queue
-
-
-QUEUE_COLUMNS: tuple[str, ...] = (
-    "id", "name", "model", "revision", "precision", "backend", "adapter", "status", "runs",
-    "attempts", "submitted", "claimed", "heartbeat", "finished", "worker", "submitter", "error",
-)
-QUEUE_SECTIONS: tuple[tuple[str, str], ...] = (
-    ("RUNNING", "Running"), ("PENDING", "Pending"), ("FAILED", "Failed"),
-    ("FINISHED", "Finished"),
-)
-
-
-def load_queue(engine: Engine) -> pd.DataFrame:
-    """Every submission, oldest first (imhi_bench.queue.jobs.list_submissions), as a frame."""
-    from imhi_bench.queue.jobs import list_submissions
-
-    rows = list_submissions(engine)
-    frame = pd.DataFrame([{
-        **{k: r[k] for k in ("id", "name", "model", "revision", "precision", "backend",
-                             "adapter", "status", "runs", "attempts", "submitted",
-                             "heartbeat", "finished", "worker", "submitter", "error")},
-        "claimed": r["claimed_at"],
-    } for r in rows], columns=list(QUEUE_COLUMNS))
-    for col in ("submitted", "claimed", "heartbeat", "finished"):
-        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
-    return frame
-
-
-def queue_section(queue: pd.DataFrame, status: str) -> pd.DataFrame:
-    """The submissions in one state, with the columns that state needs."""
-    # The reason first for failures; the long revision hash last.
-    cols = {
-        "PENDING": ["id", "name", "model", "adapter", "precision", "backend", "submitted",
-                    "attempts", "error", "revision"],
-        "RUNNING": ["id", "name", "model", "adapter", "worker", "claimed", "heartbeat",
-                    "attempts"],
-        "FAILED": ["id", "name", "error", "model", "adapter", "finished", "attempts",
-                   "revision"],
-        "FINISHED": ["id", "name", "model", "adapter", "precision", "backend", "finished",
-                     "runs", "revision"],
-    }[status]
-    part = queue[queue["status"] == status][cols]
-    return part.rename(columns={"error": "reason" if status == "FAILED" else "note"}) \
-        .reset_index(drop=True)

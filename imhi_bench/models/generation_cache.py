@@ -2,7 +2,7 @@
 
 One SQLite file holds every generation, keyed by sha256 of (model identity, generation
 config, prompt); the model identity is backend + model + revision + adapter + dtype + a
-fingerprint of the weights, built by `imhi_bench.models.backends.model_identity`.  Each generation
+fingerprint of the weights, built by `imhi_bench.models.identity.model_identity`.  Each generation
 is committed as soon as the backend returns it (lm-eval's per-sample `cache_hook`), so a
 crash or Ctrl-C loses at most the batch in flight.
 

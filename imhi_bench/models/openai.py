@@ -47,7 +47,7 @@ class _OpenAILM(LM):
         super().__init__()
         import openai
 
-        from imhi_bench.models.backends import ModelOptions, api_key
+        from imhi_bench.models.options import ModelOptions, api_key
 
         key = api_key(ModelOptions(model=model, backend="openai-chat", base_url=base_url,
                                    api_key_env=api_key_env))

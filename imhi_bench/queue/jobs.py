@@ -32,17 +32,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from imhi_bench.core.clock import utcnow
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.store.db import Run, Submission, write_session
+from imhi_bench.store.engine import write_session
+from imhi_bench.store.tables import Run, Submission
 
 PENDING, RUNNING, FINISHED, FAILED = "PENDING", "RUNNING", "FINISHED", "FAILED"
 DEFAULT_HEARTBEAT_TIMEOUT = 600.0  # seconds without a heartbeat before a job is requeued
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is FAILED, not retried forever
 ERROR_MAX = 1000
-
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 def new_worker_id() -> str:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.models.options import check_batch_size
+from imhi_bench.queue.checkpoint import content_hash
 from imhi_bench.queue.jobs import (
     DEFAULT_HEARTBEAT_TIMEOUT,
     FAILED,
@@ -40,7 +42,7 @@ from imhi_bench.queue.jobs import (
     requeue_stale,
     waiting_for_remote_code,
 )
-from imhi_bench.queue.submission import PRECISIONS, content_hash, submissions_dir
+from imhi_bench.queue.submission import PRECISIONS, submissions_dir
 
 MODES = ("once", "drain", "forever")
 LOST = "LOST"
@@ -80,14 +82,12 @@ def check_options(opts: WorkerOptions) -> None:
         raise ImhiError("--limit must be a positive number of samples per task")
     if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
         raise ImhiError("--max-new-tokens must be at least 1")
-    if opts.batch_size != "auto" and not (str(opts.batch_size).isdigit()
-                                          and int(opts.batch_size) > 0):
-        raise ImhiError(f"--batch-size {opts.batch_size!r}: use auto or a positive integer")
+    check_batch_size(opts.batch_size)
 
 
 def work(opts: WorkerOptions, log=print) -> dict[str, int]:
     """Run jobs as `opts.mode` says; returns how many ended FINISHED, FAILED and LOST."""
-    from imhi_bench.store.db import open_store
+    from imhi_bench.store.engine import open_store
 
     check_options(opts)
     factory = open_store(opts.db)
@@ -181,7 +181,7 @@ def verify_pins(sub: dict) -> None:
 
 
 def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
-    from imhi_bench.models.backends import ModelOptions
+    from imhi_bench.models.options import ModelOptions
     from imhi_bench.runs.evaluate import EvalOptions
 
     local = sub["revision"].startswith("sha256:")
@@ -200,9 +200,8 @@ def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
 
 def record(session, job: Claim, run) -> int:
     """Write the evaluated run into the store (inside `queue.finish`'s transaction)."""
-    from imhi_bench.queue.jobs import utcnow
-    from imhi_bench.scoring.pipeline import report_format
-    from imhi_bench.store.db import record_run
+    from imhi_bench.core.clock import utcnow
+    from imhi_bench.store.record import record_scored
 
     sub = job.row
     report = run.report
@@ -212,8 +211,10 @@ def record(session, job: Claim, run) -> int:
         "adapter_revision": sub["adapter_revision"] or None,
     }}
     adapter = bool(sub["adapter"])
-    return record_run(
+    return record_scored(
         session,
+        {**report, "provenance": provenance},
+        run.samples,
         model={
             # An adapter is ranked as itself, on top of its base.
             "name": sub["name"],
@@ -223,14 +224,5 @@ def record(session, job: Claim, run) -> int:
             "base_model": sub["base_model"], "license": sub["license"],
             "training_data": sub["training_data"],
         },
-        run={
-            "backend": sub["backend"],
-            "format": report_format(report),
-            "generation_config": provenance.get("generation"),
-            "provenance": provenance,
-            "started_at": job.claimed_at,
-            "finished_at": utcnow(),
-        },
-        results={**report, "provenance": provenance},
-        samples=[s.to_json() for rows in run.samples.values() for s in rows],
+        run={"started_at": job.claimed_at, "finished_at": utcnow()},
     )

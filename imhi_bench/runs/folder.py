@@ -1,29 +1,137 @@
-"""Reading generations that already exist, for `imhi-bench score`.
+"""The run folder, in both directions: what `imhi-bench eval` writes after a run, and what
+`imhi-bench score` reads back (from a run folder, lm-eval's own output, or MentaLLaMA's).
 
-Supported input: a folder in MentaLLaMA `IMHI.py` output format, one `<SET>.csv` per set
-with columns `goldens` and `generated_text` (other columns, e.g. `labels` or a pandas index,
-are ignored), the set taken from the file stem case-insensitively; or one such CSV file.
+A run folder (`write_run_folder`):
 
-Second format: lm-eval per-sample JSONL, `samples_<task>[_<date>].jsonl`, as written by
-`imhi-bench eval` into its run folder and by `lm_eval --log_samples --output_path OUT`
-(directly in the folder or one level down, where lm-eval puts them); or one such file.
-The set comes from the record's `doc.set`, else from the IMHI task name in the file name.
+    lm_eval_results.json     lm-eval's results (per-task metrics, configs, versions)
+    samples_<task>.jsonl     lm-eval's per-sample records + the scored sample's own fields:
+                             prompt, generation, gold, gold_label, label, correct (+ quality)
+    imhi_results.json        the score JSON (`imhi-bench score --json` schema), provenance
+                             included
+
+It is assembled beside the target and renamed into place at the end, so a failed run leaves
+no partial results; an earlier run folder at the target is replaced.
+
+Reading (`load_predictions`): a folder in MentaLLaMA `IMHI.py` output format, one
+`<SET>.csv` per set with columns `goldens` and `generated_text` (other columns, e.g.
+`labels` or a pandas index, are ignored), the set taken from the file stem
+case-insensitively; or one such CSV file.  Or lm-eval per-sample JSONL,
+`samples_<task>[_<date>].jsonl`, as written into a run folder and by
+`lm_eval --log_samples --output_path OUT` (directly in the folder or one level down, where
+lm-eval puts them); or one such file.  The set comes from the record's `doc.set`, else from
+the IMHI task name in the file name.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.benchmark.data import read_csv
 from imhi_bench.benchmark.sets import SET_NAMES, get_set
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.core.fileio import sha256_file
+from imhi_bench.core.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    sha256_file,
+    without_nan,
+)
 
+RESULTS_FILE = "imhi_results.json"
+LM_EVAL_RESULTS_FILE = "lm_eval_results.json"
+SAMPLES_PREFIX = "samples_"
+SAMPLES_GLOB = f"{SAMPLES_PREFIX}*.jsonl"
+# MentaLLaMA IMHI.py's output columns
 GOLD = "goldens"
 GENERATED = "generated_text"
+
+
+def samples_file(task: str) -> str:
+    return f"{SAMPLES_PREFIX}{task}.jsonl"
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+def check_output(path: Path) -> None:
+    """A run may replace an earlier run folder, never a folder holding anything else."""
+    if path.exists() and (not path.is_dir() or (any(path.iterdir())
+                                                and not (path / RESULTS_FILE).is_file())):
+        raise ImhiError(f"--output {path} exists and is not an imhi-bench run folder: pass a "
+                        "new folder (a previous run folder is replaced)")
+
+
+def sample_record(logged: dict, sample) -> dict:
+    """lm-eval's per-sample record, serialised as its EvaluationTracker writes it, plus the
+    scored sample's own fields (`scoring.pipeline.Sample`), so a reader needs no knowledge
+    of lm-eval's layout: the label read from the generation is the record's `label`."""
+    rec = dict(logged)
+    rec["arguments"] = {
+        f"gen_args_{i}": {f"arg_{j}": a for j, a in enumerate(arg)}
+        for i, arg in enumerate(logged["arguments"])
+    }
+    rec["target"] = str(logged["target"])
+    rec.update(sample.to_json())
+    rec["format"] = logged["doc"]["format"]
+    return rec
+
+
+def jsonable(obj):
+    """`obj` as plain, strict JSON values: lm-eval's results hold numpy numbers, sets and
+    callables, and NaN (bart_score when it is off) becomes null."""
+    from lm_eval.utils import handle_non_serializable
+
+    return without_nan(
+        json.loads(json.dumps(obj, default=handle_non_serializable, ensure_ascii=False)))
+
+
+def write_run_folder(dest: Path, *, lm_eval_results: dict, records: dict[str, list[dict]],
+                     report: dict) -> None:
+    """Write a run folder at `dest` atomically (see the module docstring); `records` is task
+    -> per-sample records (`sample_record`)."""
+    from lm_eval.utils import handle_non_serializable
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        lm_results = {k: v for k, v in lm_eval_results.items() if k != "samples"}
+        atomic_write_json(staging / LM_EVAL_RESULTS_FILE, jsonable(lm_results))
+        for task, recs in records.items():
+            text = "".join(json.dumps(r, ensure_ascii=False, default=handle_non_serializable)
+                           + "\n" for r in recs)
+            atomic_write_text(staging / samples_file(task), text)
+        atomic_write_json(staging / RESULTS_FILE, report)
+        # mkdtemp/mkstemp create owner-only entries; a run folder is meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        for f in staging.iterdir():
+            f.chmod(0o666 & ~umask)
+        staging.chmod(0o777 & ~umask)
+        _publish(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    """Move the finished folder into place; an earlier run folder there is replaced."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        dest.rename(old)
+    staging.rename(dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -59,14 +167,12 @@ def read_imhi_csv(path: Path) -> PredictionFile:
     return PredictionFile(name, path, sha256_file(path), preds)
 
 
-SAMPLES_GLOB = "samples_*.jsonl"
-
 
 def _task_of(path: Path) -> str | None:
     """The IMHI task in an lm-eval samples file name, e.g. samples_imhi_dr_2024-...jsonl."""
-    from imhi_bench.tasks.lm_tasks import parse_task
+    from imhi_bench.tasks.names import parse_task
 
-    stem = path.stem.removeprefix("samples_")
+    stem = path.stem.removeprefix(SAMPLES_PREFIX)
     parts = stem.split("_")
     for n in range(len(parts), 0, -1):
         if parse_task("_".join(parts[:n])):
@@ -85,7 +191,7 @@ def _first(value):
 
 def read_samples_jsonl(path: Path) -> PredictionFile:
     """One lm-eval per-sample JSONL file (one IMHI task)."""
-    from imhi_bench.tasks.lm_tasks import parse_task
+    from imhi_bench.tasks.names import parse_task
 
     task = _task_of(path)
     preds: list[Prediction] = []

@@ -61,7 +61,7 @@ def parse_ratings(cell: str, where: str = "") -> float:
 def load_annotations(data_dir: str | os.PathLike | None = None) -> list[Annotated]:
     """Every annotated sample of DR_annotation/*.csv, files in name order."""
     from imhi_bench.benchmark.data import read_csv, resolve_data_dir
-    from imhi_bench.scoring.labels import explanation
+    from imhi_bench.scoring.labels.reader import explanation
 
     folder = resolve_data_dir(data_dir) / ANNOTATION_DIR
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
@@ -125,11 +125,11 @@ def meta_evaluate(
     """Correlation of each metric with each human aspect; the meta-eval JSON."""
     from imhi_bench.benchmark.data import resolve_data_dir
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
-    from imhi_bench.scoring.quality import (
+    from imhi_bench.scoring.quality.config import compute_quality
+    from imhi_bench.scoring.quality.table import (
         DEFAULT_BART_MODEL,
         DEFAULT_BATCH_SIZE,
         QUALITY_METRICS,
-        compute_quality,
         parse_quality_metrics,
     )
 

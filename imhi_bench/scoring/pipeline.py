@@ -1,5 +1,10 @@
-"""From generations to the score JSON: label each sample, compute metrics per set and the
-mean.  `imhi-bench score` and `imhi-bench eval` both end here, so both write one schema:
+"""The one scoring pipeline: generations -> the score JSON.
+
+    samples -> labels (rules, or a classifier labeler) -> metrics + bootstrap CI per set and
+    the mean -> explanation quality -> provenance -> report
+
+`score_run` is that whole path; `imhi-bench eval`, `imhi-bench score` and the submission
+worker all call it, so all three write one schema:
 
     {"sets": {"DR": {"weighted_f1", "weighted_f1_ci", "accuracy", "macro_f1",
                      "unparseable", "n", "labeler", ...quality means}, ...},
@@ -10,22 +15,19 @@ mean.  `imhi-bench score` and `imhi-bench eval` both end here, so both write one
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from imhi_bench.benchmark.data import read_csv, resolve_data_dir
 from imhi_bench.benchmark.sets import (
-    FORMATS,
-    GOLD_COLUMN,
     NON_CLINICAL_NOTICE,
-    QUERY_COLUMN,
     get_set,
 )
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.core.fileio import sha256_file
-from imhi_bench.scoring.labels import extract_label, gold_label
+from imhi_bench.scoring.labels.gold import gold_label
+from imhi_bench.scoring.labels.reader import extract_label
 from imhi_bench.scoring.metrics import mean_over_sets, score_set, set_seed
+from imhi_bench.scoring.provenance import base_provenance
+from imhi_bench.scoring.quality.table import METRICS
 
 RULES = "rules"
 
@@ -103,13 +105,13 @@ def score_samples(
     return {"sets": sets, "mean": mean_over_sets(per_set)}
 
 
-QUALITY_KEYS = ("bart_score", "bertscore_f1", "rougeL", "consistency")
+QUALITY_KEYS = tuple(m.key for m in METRICS)
 
 
 def add_quality(scores: dict, samples: dict[str, list[Sample]], quality) -> None:
     """Explanation quality (and, with a labeler, consistency) of every set: per-sample
     values go into each sample, per-set means into `scores["sets"]`, and their unweighted
-    mean over sets into `scores["mean"]`.  `quality` is a `quality.QualityConfig`."""
+    mean over sets into `scores["mean"]`.  `quality` is a `quality.config.QualityConfig`."""
     labeler = quality.labeler
     for name, rows in samples.items():
         gens = [s.generation for s in rows]
@@ -141,28 +143,47 @@ def make_report(scores: dict, provenance: dict) -> dict:
     return {**scores, "provenance": provenance, "notice": NON_CLINICAL_NOTICE}
 
 
-def detect_format(
-    set_name: str, golds: list[str], data_dir: str | os.PathLike | None = None
-) -> dict:
-    """Which released file the gold responses come from, with its sha256, so a score of
-    existing generations still says what data it was computed on."""
-    root = resolve_data_dir(data_dir)
-    s = get_set(set_name)
-    wanted = set(golds)
-    for fmt in FORMATS:
-        path = root / s.path(fmt)
-        if not path.is_file():
-            continue
-        try:
-            rows = read_csv(path, (QUERY_COLUMN, GOLD_COLUMN))
-        except ImhiError:
-            continue
-        released = {r[GOLD_COLUMN] for r in rows}
-        if wanted <= released:
-            return {
-                "format": fmt,
-                "data_file": str(path),
-                "data_sha256": sha256_file(path),
-                "complete": len(golds) == len(rows),
-            }
-    return {"format": None, "data_file": None, "data_sha256": None, "complete": None}
+@dataclass
+class SetInput:
+    """One set's generations to score, and what its provenance records about them."""
+
+    rows: list[tuple[int, str, str, str | None]]  # (doc_id, gold response, generation, prompt)
+    provenance: dict
+    where: str = ""  # names the source in errors, e.g. a file name
+
+
+@dataclass
+class ScoredRun:
+    report: dict  # the score JSON
+    samples: dict[str, list[Sample]]  # set name -> labelled samples, quality values included
+
+
+def score_run(
+    inputs: dict[str, SetInput],
+    provenance: dict,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    quality=None,
+) -> ScoredRun:
+    """Label, score, add quality and provenance: the score JSON of `inputs` (set name ->
+    rows).  `provenance` is what the caller knows of the run (source, model, ...); the
+    pipeline adds the code's own (version, commit, time), the seed, the bootstrap count, the
+    quality settings and each set's provenance.  `quality` is a `QualityConfig` or None."""
+    labeler = quality.labeler if quality is not None else None
+    samples = {
+        name: label_samples(name, inp.rows, where=inp.where, labeler=labeler)
+        for name, inp in inputs.items()
+    }
+    scores = score_samples(samples, seed=seed, n_boot=n_boot, labeler=labeler)
+    if quality is not None:
+        add_quality(scores, samples, quality)
+    prov = {
+        **base_provenance(),
+        **provenance,
+        "seed": seed,
+        "bootstrap": n_boot,
+        "quality": quality.provenance() if quality is not None else None,
+        "sets": {name: inp.provenance for name, inp in inputs.items()},
+    }
+    return ScoredRun(make_report(scores, prov), samples)

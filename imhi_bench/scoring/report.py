@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+from imhi_bench.scoring.quality.table import METRICS
 
-# Optional per-set keys other pieces add to the score JSON, with their column titles.
-_OPTIONAL = (
-    ("bart_score", "BARTScore"),
-    ("bertscore_f1", "BERTScore"),
-    ("rougeL", "ROUGE-L"),
-    ("consistency", "consist."),
-)
+# Optional per-set keys the quality step adds to the score JSON, with their column titles.
+_OPTIONAL = tuple((m.key, m.label) for m in METRICS)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -1,5 +1,6 @@
-"""Weighted F1 (percent) as reported in the MentaLLaMA paper, loaded into the store as
-"reported" runs so reproduced numbers can be read against them.
+"""Weighted F1 (percent) as reported in the MentaLLaMA paper, and `load_reported`, which
+writes them into the store as "reported" runs so reproduced numbers can be read against
+them.  Only `imhi-bench db init` calls it: opening or upgrading a store inserts no rows.
 
 Source: Yang et al., "MentaLLaMA: Interpretable Mental Health Analysis on Social Media with
 Large Language Models", WWW 2024 (arXiv 2309.13567), Table 2 and Table 3.  A set the paper
@@ -8,7 +9,18 @@ leaves blank ("–") is simply absent here: absent is not zero.
 
 from __future__ import annotations
 
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from imhi_bench.store.engine import StoreTarget, write_session
+from imhi_bench.store.record import get_or_create_model
+from imhi_bench.store.tables import Run, SetResult
+from imhi_bench.store.validate import check_set_name, model_row
+
 REFERENCE = "Yang et al., MentaLLaMA, WWW 2024 (arXiv 2309.13567)"
+# What the leaderboard (its page and `imhi-bench leaderboard`) says when a store has none of
+# the paper's rows: a store is created empty, and they come only from `db init`.
+NOT_LOADED = "The paper's reported rows are not in this store: imhi-bench db init loads them."
 
 # Each entry: the model (store `models` columns), the paper table, the setting the paper
 # names, and the weighted F1 per set keyed by the set's name in `imhi_bench.benchmark.sets`.
@@ -76,3 +88,48 @@ REPORTED: tuple[dict, ...] = (
         "weighted_f1": {"CAMS": 27.22, "dreaddit": 71.98, "Irf": 65.51, "t-sid": 70.7},
     },
 )
+
+
+def _write_reported(session: Session) -> int:
+    """Create or refresh the paper-reported runs from REPORTED."""
+    keep: set[int] = set()
+    for entry in REPORTED:
+        model = get_or_create_model(session, model_row(entry["model"]))
+        reference = f"{REFERENCE}, {entry['table']}"
+        run = session.scalars(
+            select(Run).where(Run.model_id == model.id, Run.source == "reported",
+                              Run.reference == reference)
+        ).first()
+        if run is None:
+            run = Run(model_id=model.id, source="reported", reference=reference)
+            session.add(run)
+        rows = [{"set_name": check_set_name(name, "reported"), "weighted_f1": float(value)}
+                for name, value in entry["weighted_f1"].items()]
+        run.backend = "paper"
+        run.tasks = [r["set_name"] for r in rows]
+        # The paper's test sets are the released IMHI test data, the instruction files.
+        run.format = "instruction"
+        run.setting = entry["setting"]
+        run.status = "finished"
+        run.provenance = {"source": reference}
+        session.flush()
+        session.execute(delete(SetResult).where(SetResult.run_id == run.id))
+        session.execute(insert(SetResult), [{**r, "run_id": run.id} for r in rows])
+        keep.add(run.id)
+    stale = select(Run.id).where(Run.source == "reported", Run.id.not_in(keep))
+    session.execute(delete(SetResult).where(SetResult.run_id.in_(stale)))
+    session.execute(delete(Run).where(Run.source == "reported", Run.id.not_in(keep)))
+    return len(keep)
+
+
+def load_reported(session_or_url: StoreTarget = None) -> int:
+    """Load (or refresh, idempotently) the paper-reported rows; returns how many runs."""
+    with write_session(session_or_url) as session:
+        return _write_reported(session)
+
+
+def reported_run_count(factory: sessionmaker) -> int:
+    """How many paper-reported runs the store holds (0 until `imhi-bench db init`)."""
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Run)
+                              .where(Run.source == "reported")) or 0

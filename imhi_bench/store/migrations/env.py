@@ -1,6 +1,6 @@
 """Alembic environment for the results store.
 
-Run through `imhi_bench.store.db` (which passes an open connection in
+Run through `imhi_bench.store.engine` (which passes an open connection in
 `config.attributes["connection"]`), or with `sqlalchemy.url` set on the config.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from imhi_bench.store.db import Base, make_engine, resolve_db_url
+from imhi_bench.store.engine import make_engine, resolve_db_url
+from imhi_bench.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,1 +1,1 @@
-"""One file per schema revision; `store.HEAD_REVISION` names the newest."""
+"""One file per schema revision; `imhi_bench.store.engine.HEAD_REVISION` names the newest."""

@@ -24,84 +24,26 @@ float round-off (~1e-6).
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
 import torch
 
-from imhi_bench.core.errors import ImhiError, first_line
-from imhi_bench.models.backends import default_device
+from imhi_bench.core.errors import ImhiError
 from imhi_bench.models.batching import budget_batches
-from imhi_bench.scoring.quality import DEFAULT_BART_MODEL, DEFAULT_BATCH_SIZE
+from imhi_bench.scoring.quality.bart_model import check_bart_net, load_bart, model_key
+from imhi_bench.scoring.quality.table import (
+    DEFAULT_BART_MODEL,
+    DEFAULT_BATCH_SIZE,
+    QualityOptions,
+)
 
 MAX_LENGTH = 1024
 # For documentation: the BARTScore README's value with bart-large-cnn (no ParaBank).
 README_EXAMPLE = (["This is interesting."], ["This is fun."], -2.510652780532837)
-
-
-def load_bart(
-    model: str = DEFAULT_BART_MODEL, checkpoint: str | None = None, device: str | None = None
-):
-    """(model, tokenizer) for BART-score, cached so that scoring many sets loads it once.
-
-    `checkpoint` is a state dict such as BARTScore's ParaBank `bart_score.pth`, read with
-    `torch.load(..., weights_only=True)` (no pickled code runs).
-    """
-    return _load_bart(str(model), str(checkpoint) if checkpoint else None,
-                      device or default_device())
-
-
-@functools.lru_cache(maxsize=2)
-def _load_bart(model: str, checkpoint: str | None, device: str):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        net = AutoModelForSeq2SeqLM.from_pretrained(model)
-    except (OSError, ValueError) as e:
-        first = first_line(e)
-        raise ImhiError(
-            f"cannot load BART model {model!r} ({first}): pass --bart-model with a local "
-            "folder or a Hugging Face id you can download"
-        ) from None
-    if checkpoint:
-        _load_checkpoint(net, checkpoint)
-    return net.to(device).eval(), tokenizer
-
-
-def _load_checkpoint(net: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ImhiError(f"BART checkpoint {path} does not exist (expected e.g. bart_score.pth)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip errors come in many types
-        raise ImhiError(
-            f"{path} is not a loadable state dict ({type(e).__name__}): expected a file saved "
-            "with torch.save(model.state_dict())"
-        ) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ImhiError(f"{path} does not hold a state dict of tensors")
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    # Checkpoints saved by older transformers may omit weights tied to the shared embedding.
-    tied = {"lm_head.weight", "model.encoder.embed_tokens.weight",
-            "model.decoder.embed_tokens.weight"}
-    missing = [k for k in missing if k not in tied]
-    if missing or unexpected:
-        detail = ", ".join((missing + unexpected)[:3])
-        raise ImhiError(
-            f"{path} does not match the BART model ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected key(s), e.g. {detail}): use the checkpoint made "
-            "for this --bart-model"
-        )
-    if hasattr(net, "tie_weights"):
-        net.tie_weights()
 
 
 def _check_pairs(srcs: Sequence[str], tgts: Sequence[str]) -> None:
@@ -177,14 +119,6 @@ def _pad(seqs: list[list[int]], pad_id: int, device) -> torch.Tensor:
     width = max(len(s) for s in seqs)
     ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], dtype=torch.long)
     return ids.to(device)
-
-
-def _check_bart(net) -> None:
-    if not all(hasattr(net, a) for a in ("model", "final_logits_bias", "get_encoder")):
-        raise ImhiError(
-            f"BART-score needs a BART-style model, got {type(net).__name__}: pass --bart-model "
-            "with a BART checkpoint such as facebook/bart-large-cnn"
-        )
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:
@@ -268,7 +202,7 @@ def bart_scores(
     if not srcs:
         return []
     net, tokenizer = load_bart(model, checkpoint, device)
-    _check_bart(net)
+    check_bart_net(net)
     from tqdm.auto import tqdm
 
     ids = _token_ids(tokenizer, [*srcs, *tgts], _max_length(net))
@@ -327,6 +261,60 @@ def bart_scores(
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)
     return scores
+
+
+# --------------------------------------------------------------------------------------
+# Scores kept for the next caller
+# --------------------------------------------------------------------------------------
+
+# Under `imhi-bench eval --quality bart` the tasks' `bart_score` aggregation (inside lm-eval)
+# and then the score pipeline score the same (generation, gold) pairs with the same model:
+# the second call is served from here.  Keyed per pair, so order and subsets do not matter
+# (a pair's score does not depend on its batch, see the module doc).
+_KEPT: dict[tuple[str, str | None], dict[bytes, float]] = {}
+_KEPT_MODELS = 2  # (model, checkpoint) pairs kept, the least recently used dropped first
+_KEPT_PAIRS = 200_000  # per model (~20 MB), more than all IMHI test sets of a format
+
+
+def _pair_digest(src: str, tgt: str) -> bytes:
+    h = hashlib.blake2b(f"{len(src)}:".encode(), digest_size=16)
+    h.update(src.encode("utf-8", "surrogatepass"))
+    h.update(tgt.encode("utf-8", "surrogatepass"))
+    return h.digest()
+
+
+def cached_bart_scores(srcs: Sequence[str], tgts: Sequence[str], *,
+                       model: str = DEFAULT_BART_MODEL, checkpoint: str | None = None,
+                       **options: Any) -> list[float]:
+    """`bart_scores` (same options), computing only the pairs this process has not scored
+    yet with the same model and checkpoint; the others are handed back as computed then."""
+    _check_pairs(srcs, tgts)
+    key = (model_key(model), model_key(checkpoint) if checkpoint else None)
+    kept = _KEPT.pop(key, {})
+    _KEPT[key] = kept  # now the most recently used
+    while len(_KEPT) > _KEPT_MODELS:
+        del _KEPT[next(iter(_KEPT))]
+    digests = [_pair_digest(s, t) for s, t in zip(srcs, tgts)]
+    todo = {d: i for i, d in enumerate(digests) if d not in kept}  # a repeated pair once
+    fresh: dict[bytes, float] = {}
+    if todo:
+        idx = list(todo.values())
+        fresh = dict(zip(todo, bart_scores([srcs[i] for i in idx], [tgts[i] for i in idx],
+                                           model=model, checkpoint=checkpoint, **options)))
+    out = [fresh[d] if d in fresh else kept[d] for d in digests]
+    if len(kept) + len(fresh) > _KEPT_PAIRS:
+        kept.clear()
+    kept.update(fresh)
+    return out
+
+
+def per_sample(generations: Sequence[str], golds: Sequence[str],
+               options: QualityOptions) -> list[float]:
+    """The table's function: BART-score of generation (source) against gold (target)."""
+    return cached_bart_scores(generations, golds, model=options.bart_model,
+                              checkpoint=options.bart_checkpoint,
+                              batch_size=options.batch_size, device=options.device,
+                              progress=options.progress)
 
 
 def _encode(net, idx: list[int], src_ids: list[list[int]], states: dict[int, torch.Tensor]

@@ -1,9 +1,7 @@
-"""Label schemas of the IMHI sets and reading a class out of free-form model text.
-
-`parse_gold(set, text)` reads a *gold* response strictly: its label sentence must be one of
-the phrasings the released data uses.  `extract_label(set, text)` reads a *generated*
-response leniently, the whole of it, and returns None when no class can be read (None is
-scored as wrong, never mapped to a class).
+"""Reading the class a free-form model response states: `extract_label(set, text)` reads a
+*generated* response leniently, the whole of it, and returns None when no class can be read
+(None is scored as wrong, never mapped to a class); `explain_label` also says which rule
+decided and on which sentence.
 
 How `extract_label` decides, and why
 ------------------------------------
@@ -30,181 +28,10 @@ negated or not.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 
-from imhi_bench.benchmark.sets import SETS, get_set
-from imhi_bench.core.errors import ImhiError
-
-# --------------------------------------------------------------------------------------
-# Schemas: gold phrasings (exactly as the released data spells them) and free-text aliases
-# --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LabelSchema:
-    set: str
-    # class -> gold label sentences as released (instruction, completion), lower-case,
-    # without the final full stop
-    gold_phrases: dict[str, tuple[str, ...]]
-    # multi-class: class -> regex fragments naming the class in free text
-    aliases: dict[str, tuple[str, ...]]
-    # binary: regex fragment naming the concept the question asks about
-    concept: str = ""
-    # multi-class: the class meaning "none of the others" ("no mental disorders"), and the
-    # generic concept whose negation states it ("no signs of a mental disorder")
-    none_class: str | None = None
-    none_concept: str = ""
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return SETS[self.set].classes
-
-
-def _binary(name: str, yes: str, no: str, concept: str) -> LabelSchema:
-    return LabelSchema(name, {"yes": (yes, "yes"), "no": (no, "no")}, {}, concept=concept)
-
-
-_NO_DISORDER = (
-    r"no mental (?:disorders?|illness\w*)(?: symptoms?)?",
-    r"control (?:group|class|category|condition)",
-    r"\(control\)",
-    r"['\"]?control['\"]?(?=\s*[.!]?\s*$)",
-)
-_DISORDER = (
-    r"mental health|mental (?:disorders?|illness\w*|conditions?)|psychiatric (?:disorders?|"
-    r"conditions?|symptoms?|issues?)|psychological distress|disorders?"
-)
-
-_SCHEMAS: dict[str, LabelSchema] = {
-    s.set: s
-    for s in (
-        _binary("CLP", "yes, the poster suffers from depression",
-                "no, the poster does not suffer from depression", r"depress\w*"),
-        _binary("DR", "yes, the poster suffers from depression",
-                "no, the poster does not suffer from depression", r"depress\w*"),
-        _binary("dreaddit", "yes, the poster suffers from stress",
-                "no, the poster does not suffer from stress", r"stress\w*"),
-        _binary("loneliness", "yes, the poster suffers from loneliness",
-                "no, the poster does not suffer from loneliness", r"lonel\w*|isolat\w*|alone"),
-        _binary("Irf", "yes, the post shows this risk", "no, the post does not show this risk",
-                r"risks?|thwarted belongingness|perceived burdensomeness|belong\w*|burden\w*"
-                r"|connectedness"),
-        _binary("MultiWD", "yes, this wellness dimension exists in the post",
-                "no, this wellness dimension does not exist in the post",
-                # the dimension by name or by the definition the IMHI explanations use
-                r"(?:wellness )?dimensions?|wellness|(?:spiritual|physical|intellectual|social"
-                r"|vocational|emotional) aspects?|meaning (?:or|and|of) (?:\w+ )?purpose|"
-                r"interdependence|(?:work|career)(?: or career)?[- ]related|healthy habits|"
-                r"intellectual(?: or cultural)? (?:activit\w*|pursuits?|growth)"),
-        LabelSchema(
-            "CAMS",
-            {
-                "none": ("this post shows no causes of depression", "none"),
-                **{c: (f"this post shows causes of depression related to {c}", c)
-                   for c in ("bias or abuse", "jobs and career", "medication", "relationship",
-                             "alienation")},
-            },
-            {
-                "none": (r"no causes?(?: of depression)?", r"none"),
-                "bias or abuse": (r"bias or abuse", r"bias\w*", r"abus\w*", r"discriminat\w*",
-                                  r"bull(?:y|ied|ying)"),
-                "jobs and career": (r"jobs? and careers?", r"jobs?", r"careers?",
-                                    r"(?:un)?employ\w*", r"workplace", r"work"),
-                "medication": (r"medications?", r"medicines?", r"medical", r"meds"),
-                "relationship": (r"relationships?", r"romantic", r"break ?ups?", r"divorce\w*"),
-                "alienation": (r"alienat\w*", r"isolat\w*", r"loneliness", r"lonely"),
-            },
-            none_class="none",
-            none_concept=r"causes?(?: (?:of|for) (?:the |their |his |her )?depression)?",
-        ),
-        LabelSchema(
-            "SAD",
-            {
-                **{c: (f"this post shows the stress cause related to {c}", c)
-                   for c in ("school", "financial problem", "family issues",
-                             "social relationships", "work", "health issues",
-                             "everyday decision making")},
-                "emotion turmoil": ("this post shows the stress cause related to emotion turmoil",
-                                    "emotional turmoil", "emotion turmoil"),
-                "other stress causes": ("this post shows other stress causes", "other causes",
-                                        "other stress causes"),
-            },
-            {
-                "school": (r"school\w*", r"academic\w*", r"exams?", r"college", r"university",
-                           r"homework", r"education\w*", r"studies", r"grades"),
-                "financial problem": (r"financ\w*", r"money", r"debts?", r"bills"),
-                "family issues": (r"family issues?", r"family", r"families", r"parents?"),
-                "social relationships": (r"social relationships?", r"relationships?",
-                                         r"friends?", r"friendships?", r"social"),
-                "work": (r"work", r"workplace", r"job\w*", r"careers?", r"(?:un)?employ\w*",
-                         r"boss", r"co-?workers?"),
-                "health issues": (r"health(?: issues?| problems?)?", r"illness\w*",
-                                  r"sickness", r"medical", r"diseases?", r"injur\w*"),
-                "emotion turmoil": (r"emotion(?:al)? turmoil", r"turmoil",
-                                    r"emotional (?:distress|struggles?|issues?)"),
-                "everyday decision making": (r"(?:everyday |daily )?decision[- ]making",
-                                             r"decisions?"),
-                "other stress causes": (r"other (?:stress )?causes?(?: of stress)?",
-                                        r"other (?:category|reasons?)",
-                                        r"['\"]?other['\"]?(?=\s*[.!]?\s*$)"),
-            },
-        ),
-        LabelSchema(
-            "swmh",
-            {
-                **{c: (f"this post shows mental disorder symptoms related to {c}", c)
-                   for c in ("depression", "suicide", "anxiety", "bipolar disorder")},
-                "no mental disorder": ("this post shows no mental disorder symptoms",
-                                       "no mental disorder", "no mental disorders"),
-            },
-            {
-                "depression": (r"depress\w*",),
-                "suicide": (r"suicid\w*", r"self[- ]harm\w*"),
-                "anxiety": (r"anxi\w*", r"panic"),
-                "bipolar disorder": (r"bipolar\w*(?: disorder)?", r"mania", r"manic"),
-                "no mental disorder": _NO_DISORDER,
-            },
-            none_class="no mental disorder",
-            none_concept=_DISORDER,
-        ),
-        LabelSchema(
-            "t-sid",
-            {
-                "depression": ("this post shows depression", "depression"),
-                "suicide or self-harm tendency": ("this post shows suicide or self-harm tendency",
-                                                  "suicide or self-harm tendency"),
-                "PTSD": ("this post shows ptsd", "ptsd"),
-                "no mental disorders": ("this post shows no mental disorders",
-                                        "no mental disorders"),
-            },
-            {
-                "depression": (r"depress\w*",),
-                "suicide or self-harm tendency": (r"suicid\w*(?: or self[- ]harm(?: tendenc\w*)?)?",
-                                                  r"self[- ]harm\w*"),
-                "PTSD": (r"ptsd", r"post[- ]?traumatic stress(?: disorder)?"),
-                "no mental disorders": _NO_DISORDER,
-            },
-            none_class="no mental disorders",
-            none_concept=_DISORDER,
-        ),
-    )
-}
-
-assert set(_SCHEMAS) == set(SETS), "every IMHI set needs a label schema"
-for _s in _SCHEMAS.values():
-    assert tuple(sorted(_s.gold_phrases)) == tuple(sorted(_s.classes)), _s.set
-    assert _s.concept or tuple(sorted(_s.aliases)) == tuple(sorted(_s.classes)), _s.set
-
-
-def schema(set_name: str) -> LabelSchema:
-    return _SCHEMAS[get_set(set_name).name]
-
-
-def label_sentence(set_name: str, cls: str) -> str:
-    """The instruction-format gold label sentence of a class, as the data spells it."""
-    phrase = schema(set_name).gold_phrases[cls][0]
-    return phrase[0].upper() + phrase[1:].replace(" ptsd", " PTSD") + "."
-
+from imhi_bench.benchmark.sets import get_set
+from imhi_bench.scoring.labels.schema import schema
 
 # --------------------------------------------------------------------------------------
 # Text plumbing
@@ -309,7 +136,8 @@ _EXPLICIT_YES_NO = re.compile(
 )
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
+    """Typographic quotes made plain and markdown emphasis removed, before any reading."""
     return (
         text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
         .replace("\u201d", '"').replace("**", "").replace("__", "")
@@ -326,7 +154,7 @@ def split_label_and_reasoning(text: str) -> tuple[str, str]:
 
 def explanation(text: str) -> str:
     """The explanation of a response without its leading label sentence."""
-    head, rest = split_label_and_reasoning(_normalise(text))
+    head, rest = split_label_and_reasoning(normalise(text))
     return rest.strip() if head.strip() or rest.strip() else text.strip()
 
 
@@ -459,18 +287,24 @@ def _read_sentence(set_name: str, sentence: str, *, slot: bool = False) -> str |
     sch = schema(set_name)
     if sch.concept:
         if slot:
-            m = _YES_NO.match(_PREFIX.sub("", sentence, count=1))
-            if m:
-                return m.group(1).lower()
+            found = leading_yes_no(sentence)
+            if found:
+                return found
         return _binary_sentence(set_name, sentence)
     if slot:
-        bare = _bare_phrase(set_name, sentence)
+        bare = bare_phrase(set_name, sentence)
         if bare:
             return bare
     return _multiclass_sentence(set_name, sentence)
 
 
-def _bare_phrase(set_name: str, text: str) -> str | None:
+def leading_yes_no(text: str) -> str | None:
+    """'yes' or 'no' when `text` starts with it (after an "Answer:"-style prefix), else None."""
+    m = _YES_NO.match(_PREFIX.sub("", text, count=1))
+    return m.group(1).lower() if m else None
+
+
+def bare_phrase(set_name: str, text: str) -> str | None:
     """The class whose gold phrasing `text` is exactly (after normalising), if any."""
     key = _WS.sub(" ", _PREFIX.sub("", text, count=1)).strip(" \t\n.!\"'*`").lower()
     return _phrase_index(set_name).get(key)
@@ -496,13 +330,13 @@ def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str
     set_name = get_set(set_name).name
     if not text or not isinstance(text, str) or not text.strip():
         return None, "empty", ""
-    text = _normalise(text)
+    text = normalise(text)
     head, body = split_label_and_reasoning(text)
     sentences = _sentences(body)
     if head.strip():
         slot = [head]
     elif sentences and (
-        _ANSWER_START.match(sentences[0]) or _bare_phrase(set_name, sentences[0])
+        _ANSWER_START.match(sentences[0]) or bare_phrase(set_name, sentences[0])
     ):
         slot, sentences = [sentences[0]], sentences[1:]
     else:
@@ -531,28 +365,3 @@ def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str
         return sch.none_class, "only denials", ""
     return None, "no class stated", ""
 
-
-def parse_gold(set_name: str, text: str) -> str | None:
-    """Strict reading of a gold response: its label part must be a released phrasing
-    (for binary sets, start with yes/no).  None when it is not."""
-    set_name = get_set(set_name).name
-    head, _ = split_label_and_reasoning(_normalise(text or ""))
-    if not head.strip():
-        head = text or ""
-    if schema(set_name).concept:
-        m = _YES_NO.match(_PREFIX.sub("", head, count=1))
-        return m.group(1).lower() if m else None
-    return _bare_phrase(set_name, head)
-
-
-def gold_label(set_name: str, text: str, where: str = "") -> str:
-    """The class of a gold response: strict reading first, then the free-text reader; an
-    error naming the row if neither reads a class."""
-    found = parse_gold(set_name, text) or extract_label(set_name, text)
-    if found is None:
-        snippet = _WS.sub(" ", (text or "")[:80])
-        raise ImhiError(
-            f"cannot read a {set_name} gold label{' in ' + where if where else ''} from "
-            f"{snippet!r}: gold responses must start with the IMHI label sentence"
-        )
-    return found

@@ -1,0 +1,146 @@
+"""What one run's page and the compare page show, as pandas frames: a run's per-set
+metrics and stored facts, its samples a page at a time (bound parameters only), and two
+runs side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from imhi_bench.benchmark.sets import SET_NAMES
+from imhi_bench.leaderboard.data import rows_frame
+from imhi_bench.scoring.quality.table import METRICS as QUALITY_METRICS
+from imhi_bench.store.tables import Model, Prompt, Run, Sample, SetResult
+
+QUALITY_COLUMNS: tuple[str, ...] = tuple(m.column for m in QUALITY_METRICS)
+RESULT_COLUMNS: tuple[str, ...] = (
+    "set", "weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1", "unparseable", "n",
+    *QUALITY_COLUMNS, "labeler",
+)
+
+
+def run_results(engine: Engine, run_id: int) -> pd.DataFrame:
+    """Every stored metric of one run, one row per set in SET_NAMES order; metric columns
+    the run has no value for at all are dropped."""
+    query = select(
+        SetResult.set_name, SetResult.weighted_f1, SetResult.weighted_f1_lo,
+        SetResult.weighted_f1_hi, SetResult.accuracy, SetResult.macro_f1,
+        SetResult.unparseable, SetResult.n,
+        *(getattr(SetResult, c) for c in QUALITY_COLUMNS), SetResult.labeler,
+    ).where(SetResult.run_id == run_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = rows_frame(rows, RESULT_COLUMNS)
+    for col in RESULT_COLUMNS[1:-1]:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    order = {name: i for i, name in enumerate(SET_NAMES)}
+    frame = frame.sort_values("set", key=lambda s: s.map(order)).reset_index(drop=True)
+    keep = ["set", "weighted_f1"] + [
+        c for c in RESULT_COLUMNS[2:] if frame[c].notna().any()]
+    return frame[keep]
+
+
+def run_details(engine: Engine, run_id: int) -> dict | None:
+    """Everything stored about one run and its model (provenance included)."""
+    with Session(engine) as session:
+        row = session.execute(
+            select(Run, Model).join(Model, Run.model_id == Model.id).where(Run.id == run_id)
+        ).first()
+    if row is None:
+        return None
+    run, model = row  # loaded attributes stay readable after the session closes
+    return {
+        "model": {c: getattr(model, c) for c in (
+            "name", "path", "revision", "type", "params", "precision", "base_model", "license",
+            "training_data")},
+        "run": {c: getattr(run, c) for c in (
+            "id", "source", "reference", "backend", "tasks", "format", "setting", "status",
+            "started_at", "finished_at", "recorded_at")},
+        "provenance": run.provenance or {},
+        "generation_config": run.generation_config or {},
+        "mean": run.mean or {},
+    }
+
+
+# --------------------------------------------------------------------------- model page
+
+
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "set", "doc_id", "gold_label", "label", "correct", "post", "generation", "gold",
+    *QUALITY_COLUMNS,
+)
+
+
+def sample_sets(engine: Engine, run_id: int) -> list[str]:
+    with engine.connect() as conn:
+        names = conn.scalars(
+            select(Sample.set_name).where(Sample.run_id == run_id).distinct()
+        ).all()
+    order = {name: i for i, name in enumerate(SET_NAMES)}
+    return sorted(names, key=lambda n: order.get(n, len(order)))
+
+
+def load_samples(
+    engine: Engine,
+    run_id: int,
+    *,
+    set_name: str | None = None,
+    wrong_only: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[pd.DataFrame, int]:
+    """One page of a run's samples (post = the prompt text) and how many match in all.
+    `wrong_only` keeps samples marked not correct (unparseable ones included)."""
+    conditions = [Sample.run_id == run_id]
+    if set_name is not None:
+        conditions.append(Sample.set_name == set_name)
+    if wrong_only:
+        conditions.append(Sample.correct.is_(False))
+    page = (
+        select(Sample.set_name, Sample.doc_id, Sample.gold_label, Sample.label, Sample.correct,
+               Prompt.text, Sample.generation, Sample.gold,
+               *(getattr(Sample, c) for c in QUALITY_COLUMNS))
+        .outerjoin(Prompt, Sample.prompt_hash == Prompt.hash)
+        .where(*conditions)
+        .order_by(Sample.set_name, Sample.doc_id)
+        .limit(max(1, int(limit)))
+        .offset(max(0, int(offset)))
+    )
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count(Sample.id)).where(*conditions)) or 0
+        rows = conn.execute(page).all()
+    return rows_frame(rows, SAMPLE_COLUMNS), int(total)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _ci_text(lo: float, hi: float) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"{lo:.2f} to {hi:.2f}"
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame,
+                 sets: Sequence[str] = SET_NAMES) -> pd.DataFrame:
+    """Weighted F1 (with CI) of two runs (`run_results` frames) side by side, over the
+    sets in `sets` either scored, and B - A."""
+    def by_set(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.reindex(columns=["set", "weighted_f1", "ci_low", "ci_high"])
+        return frame[frame["set"].isin(list(sets))].set_index("set")
+
+    a, b = by_set(a), by_set(b)
+    names = [s for s in sets if s in a.index or s in b.index]
+    a, b = a.reindex(names), b.reindex(names)
+    return pd.DataFrame({
+        "set": names,
+        "A weighted F1": a["weighted_f1"].to_numpy(dtype="float64"),
+        "A 95% CI": [_ci_text(lo, hi) for lo, hi in zip(a["ci_low"], a["ci_high"], strict=True)],
+        "B weighted F1": b["weighted_f1"].to_numpy(dtype="float64"),
+        "B 95% CI": [_ci_text(lo, hi) for lo, hi in zip(b["ci_low"], b["ci_high"], strict=True)],
+        "B - A": (b["weighted_f1"] - a["weighted_f1"]).round(2).to_numpy(dtype="float64"),
+    })

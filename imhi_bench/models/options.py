@@ -1,0 +1,174 @@
+"""What `imhi-bench eval` was asked to run a model with, and every check of it that needs no
+model loaded, so bad input fails before minutes of loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from urllib.parse import urlparse
+
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.models.registry import API_BACKENDS, backend
+
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class ModelOptions:
+    """What `imhi-bench eval` was asked to run the model with."""
+
+    model: str
+    backend: str = "hf"
+    adapter: str | None = None
+    revision: str | None = None
+    dtype: str = "auto"
+    batch_size: str = "auto"  # "auto" or a positive integer
+    device: str | None = None  # default: cuda if available, else cpu
+    trust_remote_code: bool = False
+    max_batch_tokens: int | None = None  # hf: token budget of an auto batch
+    # API backends
+    base_url: str | None = None
+    api_key_env: str | None = None
+    num_concurrent: int = 1
+    max_retries: int = 5
+    timeout: float = 600.0
+    # vLLM
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    seed: int = 0
+
+
+def is_api(opts: ModelOptions) -> bool:
+    return backend(opts.backend).api
+
+
+def check_batch_size(value: str) -> None:
+    """--batch-size: auto or a positive integer (eval and the worker take it)."""
+    if value != "auto" and not (str(value).isdigit() and int(value) > 0):
+        raise ImhiError(f"--batch-size {value!r}: use auto or a positive integer")
+
+
+# --------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------
+
+def _looks_like_path(text: str) -> bool:
+    """Not shaped like a hub id ("name" or "org/name"): "./m", "/abs/m", "~/m", "a/b/c"."""
+    return not _HUB_ID.match(text)
+
+
+def local_model_dir(model: str) -> Path | None:
+    """The model folder if `model` names one on disk, None if it is a hub id; an error if it
+    looks like a path that is not a model folder."""
+    p = Path(model).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ImhiError(f"--model {model}: is a file; pass the model folder (the one "
+                            "holding config.json and the weights)")
+        if not (p / "config.json").is_file():
+            if (p / "adapter_config.json").is_file():
+                base = (adapter_config(p) or {}).get("base_model_name_or_path")
+                raise ImhiError(
+                    f"--model {model} is a PEFT adapter, not a model: pass its base model "
+                    f"with --model{' ' + base if base else ' BASE'} and this folder with "
+                    f"--adapter {model}"
+                )
+            raise ImhiError(
+                f"--model {model} has no config.json, so it is not a Hugging Face model "
+                "folder: pass the folder save_pretrained wrote (config.json + weights)"
+            )
+        return p.resolve()
+    if _looks_like_path(model):
+        raise ImhiError(f"--model {model}: no such folder; pass a local model folder or a "
+                        "Hugging Face hub id such as klyang/MentaLLaMA-chat-7B")
+    return None
+
+
+def adapter_config(adapter_dir: Path) -> dict | None:
+    """A PEFT adapter folder's adapter_config.json, or None when it is missing or broken."""
+    try:
+        cfg = json.loads((adapter_dir / "adapter_config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def check_adapter(adapter: str) -> Path:
+    p = Path(adapter).expanduser()
+    if not p.is_dir():
+        raise ImhiError(f"--adapter {adapter}: no such folder; pass the PEFT adapter folder "
+                        "(the one holding adapter_config.json)")
+    if not (p / "adapter_config.json").is_file():
+        hint = (" (it holds config.json: it is a full model, pass it with --model)"
+                if (p / "config.json").is_file() else "")
+        raise ImhiError(f"--adapter {adapter} has no adapter_config.json, so it is not a PEFT "
+                        f"adapter folder{hint}")
+    return p.resolve()
+
+
+def check_reachable(base_url: str, timeout: float = 10.0) -> None:
+    """Fail fast, before any request is retried, when nothing listens at `base_url`."""
+    u = urlparse(base_url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ImhiError(f"--base-url {base_url!r} is not an http(s) URL, e.g. "
+                        "http://127.0.0.1:8000/v1")
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((u.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ImhiError(f"cannot reach the API at {base_url} ({reason}): check --base-url and "
+                        "that the server is running") from None
+
+
+def api_key(opts: ModelOptions) -> str:
+    """The API key from the named environment variable (never logged or stored)."""
+    name = opts.api_key_env or DEFAULT_API_KEY_ENV
+    key = os.environ.get(name)
+    if key:
+        return key
+    if opts.api_key_env or not opts.base_url:
+        raise ImhiError(f"environment variable {name} is not set: export {name}=<your API key> "
+                        "(or name another variable with --api-key-env)")
+    return "EMPTY"  # a self-hosted server that takes no key; the client needs a value
+
+
+def check(opts: ModelOptions) -> None:
+    """Every check that needs no model loaded; raises ImhiError on the first problem."""
+    backend(opts.backend)  # an unknown name fails here
+    if opts.dtype not in DTYPES:
+        raise ImhiError(f"unknown --dtype {opts.dtype!r}: use one of {', '.join(DTYPES)}")
+    check_batch_size(opts.batch_size)
+    if is_api(opts):
+        if opts.adapter:
+            raise ImhiError("--adapter needs a local backend (hf, hf-seq2seq, vllm): an API "
+                            "serves a model as it is")
+        if opts.num_concurrent < 1:
+            raise ImhiError("--num-concurrent must be at least 1")
+        api_key(opts)
+        if opts.base_url:
+            check_reachable(opts.base_url)
+        return
+    if opts.base_url:
+        raise ImhiError(f"--base-url is for the API backends ({', '.join(API_BACKENDS)}), "
+                        f"not {opts.backend}")
+    local_model_dir(opts.model)
+    if opts.adapter:
+        check_adapter(opts.adapter)
+    if opts.backend == "vllm":
+        if find_spec("vllm") is None:
+            raise ImhiError("the vllm backend needs vLLM, which runs on CUDA GPUs only: "
+                            "pip install 'imhi-bench[vllm]' on a GPU machine, or use --backend hf")
+        if not 0 < opts.gpu_memory_utilization <= 1:
+            raise ImhiError("--gpu-memory-utilization must be in (0, 1]")
+    if opts.adapter and find_spec("peft") is None and opts.backend != "vllm":
+        raise ImhiError("--adapter needs peft: pip install 'imhi-bench[train]'")

@@ -1,0 +1,246 @@
+"""Where the results store is and how it is opened: URL resolution, the engine (SQLite in
+WAL mode with a busy timeout, or any SQLAlchemy database), the Alembic migrations, and the
+write transaction every writer uses.
+
+URL: `--db` > `$IMHI_DB_URL` > `imhi.sqlite` in the per-user data dir.  A bare file path is
+taken as a SQLite file.  The schema is managed by the Alembic migrations shipped in
+`imhi_bench/store/migrations`; `open_store` brings any store to the current schema, so
+every command that touches the store can start from nothing.  Opening or upgrading never
+inserts rows: the paper's reported rows are loaded explicitly, by `imhi-bench db init`
+(`imhi_bench.store.reported.load_reported`).
+
+For a new migration after changing the tables (`imhi_bench.store.tables`), upgrade a
+scratch store to the previous head, then (and review the generated file, bump
+HEAD_REVISION):
+    from alembic import command
+    cfg = alembic_config("sqlite:///scratch.sqlite")
+    command.revision(cfg, "what changed", autogenerate=True, rev_id="0003")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from imhi_bench.core.errors import ImhiError, first_line
+from imhi_bench.core.sqlite_wal import enable_wal
+
+DB_URL_ENV = "IMHI_DB_URL"
+DB_FILE_NAME = "imhi.sqlite"
+# The newest migration in imhi_bench/store/migrations/versions (a test checks they agree):
+# lets `open_store` see an up-to-date store with one query instead of loading Alembic.
+HEAD_REVISION = "0002"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_db_url() -> str:
+    import platformdirs
+
+    return "sqlite:///" + str(Path(platformdirs.user_data_dir("imhi-bench")) / DB_FILE_NAME)
+
+
+def resolve_db_url(url: str | None = None) -> str:
+    """`url` if given, else `$IMHI_DB_URL`, else the per-user SQLite file.  A value without
+    "://" is a SQLite file path."""
+    url = url or os.environ.get(DB_URL_ENV) or default_db_url()
+    url = url.strip()
+    if "://" not in url:
+        url = "sqlite:///" + str(Path(url).expanduser().resolve())
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ImhiError(
+            f"invalid database URL {url!r}: give a SQLAlchemy URL such as "
+            "sqlite:///path/to/imhi.sqlite or postgresql://user@host/dbname"
+        ) from None
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see _sqlite_begin): the sqlite3 module's own
+    # transaction handling breaks SAVEPOINT and transactional DDL.
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    # The busy timeout makes a second writer wait for the lock instead of failing at once.
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    enable_wal(cur, SQLITE_BUSY_TIMEOUT_MS / 1000)  # the leaderboard reads while eval writes
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that
+    # reads and then writes can fail at once with "database is locked" when another writer
+    # committed in between, where the busy timeout does not help.
+    if conn.get_execution_options().get("imhi_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` (creating a SQLite file's folder); does not touch the schema."""
+    parsed = make_url(url)
+    try:
+        engine = create_engine(parsed)
+    except NoSuchModuleError:
+        raise ImhiError(
+            f"unknown database kind in {display_url(url)!r}: use sqlite:///FILE or another "
+            "SQLAlchemy URL (postgresql://...)"
+        ) from None
+    except ModuleNotFoundError as e:
+        raise ImhiError(
+            f"the database driver for {display_url(url)!r} is not installed ({e.name}): "
+            f"pip install {e.name}"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            folder = Path(db).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ImhiError(
+                    f"cannot create the store's folder {folder}: {e.strerror}: "
+                    "pass --db with a writable location"
+                ) from None
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None):
+    """Alembic configuration for the packaged migrations; no alembic.ini needed."""
+    from alembic.config import Config
+
+    cfg = Config()
+    folder = str(Path(__file__).resolve().parent / "migrations")
+    cfg.set_main_option("script_location", folder.replace("%", "%%"))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
+    """Bring the store to the newest schema; inserts no rows (the paper's rows are loaded
+    by `imhi_bench.store.reported.load_reported`, i.e. `imhi-bench db init`).  Returns
+    (revision before, revision after).  Safe when several processes start at once: the
+    check and the upgrade happen under the write lock."""
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with engine.connect() as conn:
+            before = _current_revision(conn)
+            conn.rollback()
+        if before == HEAD_REVISION:
+            return before, before
+        with engine.connect().execution_options(imhi_write=True) as conn, conn.begin():
+            before = _current_revision(conn)
+            if before == HEAD_REVISION:
+                return before, before
+            _check_known(before, url)
+            from alembic import command
+
+            command.upgrade(alembic_config(connection=conn), "head")
+            return before, _current_revision(conn) or HEAD_REVISION
+    except OperationalError as e:
+        raise ImhiError(
+            f"cannot open the results store {display_url(url)}: {_one_line(e)}: check --db / "
+            f"${DB_URL_ENV}"
+        ) from None
+
+
+def _check_known(revision: str | None, url: str) -> None:
+    if revision is None:
+        return
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    try:
+        scripts.get_revision(revision)
+    except Exception:
+        raise ImhiError(
+            f"the store {display_url(url)} has schema revision {revision!r}, newer than this "
+            "imhi-bench knows: upgrade imhi-bench, or use another --db"
+        ) from None
+
+
+def _one_line(e: Exception) -> str:
+    return first_line(getattr(e, "orig", None) or e)
+
+
+def open_store(url: str | None = None) -> sessionmaker[Session]:
+    """A session factory for the store at `url` (resolved as in `resolve_db_url`), created
+    or upgraded first.  Use `with factory.begin() as session: ...`; the engine is
+    `store_engine(factory)`."""
+    engine = make_engine(resolve_db_url(url))
+    upgrade_schema(engine)
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def store_engine(factory: sessionmaker[Session]) -> Engine:
+    return factory.kw["bind"]
+
+
+StoreTarget = Session | sessionmaker | Engine | str | None
+
+
+@contextmanager
+def write_session(target: StoreTarget) -> Iterator[Session]:
+    """A session inside one write transaction, committed at the end of the block and rolled
+    back if it raises.  `target` is a Session (a transaction already open on it becomes a
+    savepoint), a session factory, an engine, or a URL (None: the default store)."""
+    try:
+        with _write_session(target) as session:
+            yield session
+    except OperationalError as e:
+        raise ImhiError(
+            f"could not write to the results store ({_one_line(e)}); nothing was recorded: "
+            f"retry, or check --db / ${DB_URL_ENV}"
+        ) from None
+
+
+@contextmanager
+def _write_session(target: StoreTarget) -> Iterator[Session]:
+    if isinstance(target, Session):
+        if target.in_transaction():
+            with target.begin_nested():
+                yield target
+        else:
+            with target.begin():
+                _take_write_lock(target)
+                yield target
+        return
+    if isinstance(target, Engine):
+        upgrade_schema(target)
+        factory = sessionmaker(bind=target, expire_on_commit=False)
+    elif isinstance(target, sessionmaker):
+        factory = target
+    else:
+        factory = open_store(target)
+    with factory() as session, session.begin():
+        _take_write_lock(session)
+        yield session
+
+
+def _take_write_lock(session: Session) -> None:
+    session.connection(execution_options={"imhi_write": True})
