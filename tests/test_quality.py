@@ -102,10 +102,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def test_quality_args_round_trip(tmp_path):
     assert quality_from_args(_parse([])) is None
-    cfg = quality_from_args(_parse(["--quality", "rouge,bart", "--bart-model", "m",
+    bart = tmp_path / "bart"
+    bart.mkdir()
+    (bart / "config.json").write_text("{}")  # the check before any work looks no further
+    cfg = quality_from_args(_parse(["--quality", "rouge,bart", "--bart-model", str(bart),
                                     "--bertscore-model", "b", "--bertscore-layers", "3"]))
     assert cfg.metrics == ["rouge", "bart"]
-    assert (cfg.bart_model, cfg.bertscore_model, cfg.bertscore_layers) == ("m", "b", 3)
+    assert (cfg.bart_model, cfg.bertscore_model, cfg.bertscore_layers) == (str(bart), "b", 3)
     assert cfg.bart_checkpoint is None and cfg.labeler is None
     opts = {a.dest for a in argparse.ArgumentParser()._actions}
     p = argparse.ArgumentParser()
@@ -119,6 +122,8 @@ def test_quality_args_round_trip(tmp_path):
     (["--quality", "bleu"], "unknown quality metric"),
     (["--quality", "rouge", "--bart-checkpoint", "x.pth"], "add bart to --quality"),
     (["--quality", "bart", "--bart-checkpoint", "/no/such.pth"], "does not exist"),
+    # the BART is checked before any model loads or generates
+    (["--quality", "bart", "--bart-model", "/no/such/bart"], "--bart-model /no/such/bart: no such"),
     (["--quality", "bertscore", "--bertscore-layers", "-1"], "0 or more"),
     (["--labeler", "/no/such/dir"], "does not exist"),
 ])

@@ -320,7 +320,11 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         "adapter_config_sha256": adapter_config_sha256(m),
         "dtype": None if api else m.dtype,
         "base_url": m.base_url,
+        # score_run fills these in; named here so the keys keep their place in the JSON
+        "seed": None,
         "limit": opts.limit,
+        "bootstrap": None,
+        "quality": None,
         "generation": {
             **gen_cfg,
             "chat_template": apply_chat,
@@ -329,6 +333,7 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         },
         "versions": library_versions(m),
         "tasks": tasks_prov,
+        "sets": None,
         "skipped": selection.notes,
     }
     scored = score_run(inputs, provenance, seed=opts.seed, n_boot=opts.bootstrap,

@@ -164,6 +164,10 @@ def quality_config(
         raise ImhiError("--bart-checkpoint is for BART-score: add bart to --quality")
     if bart_checkpoint and not Path(bart_checkpoint).is_file():
         raise ImhiError(f"--bart-checkpoint {bart_checkpoint} does not exist")
+    if "bart" in metrics:  # before any model loads or generates
+        from imhi_bench.scoring.quality.bart_model import check_bart_model
+
+        check_bart_model(bart_model or DEFAULT_BART_MODEL)
     if labeler_dir:
         from imhi_bench.scoring.labeler.load import find_classifiers
 
