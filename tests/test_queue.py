@@ -330,14 +330,16 @@ def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it
     url = sqlite_url
     sub = submit(url, models[0], "killed")
     timeout = "4"
-    args = ["--tasks", "imhi_dr", "--limit", "12", "--max-new-tokens", "8", "--bootstrap", "20",
+    # 48 new tokens a sample: the 9 generations between seeing 3 cached and the kill must
+    # take longer than one poll, even on a fast or idle machine
+    args = ["--tasks", "imhi_dr", "--limit", "12", "--max-new-tokens", "48", "--bootstrap", "20",
             "--heartbeat-timeout", timeout]
     a = subprocess.Popen(worker_cmd(url, env["dir"], "--once", *args, "--batch-size", "1"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cache = env["dir"] / "cache" / "generations.sqlite"
     deadline = time.time() + 240
     while cached_generations(cache) < 3 and a.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert a.poll() is None, "the worker finished before it could be killed"
     a.send_signal(signal.SIGKILL)  # no cleanup, no release: only the timeout can save it
     a.communicate(timeout=60)
