@@ -225,3 +225,21 @@ def identify_file(
                 "complete": len(golds) == len(rows),
             }
     return {"format": None, "data_file": None, "data_sha256": None, "complete": None}
+
+
+# The two query shapes of the release: instruction `Consider this post: "<post>" Question: ...`
+# and completion `Post: <post> Question: ...` (post + question columns joined).
+_POST_PREFIXES = ('Consider this post: "', "Post: ")
+
+
+def split_post(query: str) -> tuple[str, str, str]:
+    """(before, post, after) of a released query, `before + post + after == query`: the
+    post is what may be cut when a sample is too long, and what identifies a sample across
+    formats.  Every released query of every file has this shape (a test checks)."""
+    for prefix in _POST_PREFIXES:
+        if query.startswith(prefix):
+            end = query.rfind('" Question:' if prefix.endswith('"') else " Question:")
+            if end >= len(prefix):
+                return prefix, query[len(prefix):end], query[end:]
+    raise ImhiError(f"query {query[:60]!r}... has no post in the released shape "
+                    '(Consider this post: "..." Question: ... or Post: ... Question: ...)')

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.cli.data",
     "imhi_bench.cli.eval",
     "imhi_bench.cli.cache",
+    "imhi_bench.cli.train",
     "imhi_bench.cli.score",
     "imhi_bench.cli.labeler",
     "imhi_bench.cli.meta_eval",

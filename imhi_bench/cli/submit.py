@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--type", help="fine-tuned, base, API or discriminative")
     p.add_argument("--license", help="the model's license, e.g. mit or llama2")
     p.add_argument("--submitter", help="who submits (a name or contact)")
-    p.add_argument("--training-data", metavar="DATA", help="IMHI, IMHI-general or other")
+    p.add_argument("--training-data", metavar="DATA",
+                   help="IMHI, IMHI-general or other (default: what the training card of a "
+                   "folder `imhi-bench train` wrote says)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept pickle weights (.bin/.pt), which can run code when loaded")
     p.add_argument("--allow-remote-code", action="store_true",

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from transformers import StoppingCriteriaList, StopStringCriteria
 
 from imhi_bench.models.batching import budget_batches
+from imhi_bench.models.prompts import encode_prompts
 
 # Token budget per batch on CPU.  Measured on a shared 2-core CPU with a tiny Llama on 400
 # DR + SAD prompts (best of 3, 32 new tokens): 4096 -> 38.5 s, 8192 -> 34.3 s,
@@ -102,20 +103,9 @@ class ImhiHFLM(HFLM):
     # ------------------------------------------------------------------ encoding
     def _encode_all(self, contexts: list[str], max_ctx: int) -> list[list[int]]:
         """Token ids of every prompt (one batched tokenizer call), left-truncated."""
-        bos = getattr(self.tokenizer, "bos_token", None)
-        plain = {}
-        if self.backend == "causal" and self.add_bos_token is not None:
-            plain = {"add_special_tokens": self.add_bos_token}
-        # A chat-templated prompt already starts with BOS: do not add a second one.
-        has_bos = [self.backend == "causal" and bool(bos) and c.startswith(bos) for c in contexts]
-        ids: list[list[int] | None] = [None] * len(contexts)
-        for flag, kw in ((False, plain), (True, {"add_special_tokens": False})):
-            idx = [i for i, h in enumerate(has_bos) if h == flag]
-            if idx:
-                enc = self.tokenizer([contexts[i] for i in idx], **kw)["input_ids"]
-                for i, e in zip(idx, enc, strict=True):
-                    ids[i] = e[-max_ctx:] if max_ctx and len(e) > max_ctx else e
-        return ids  # type: ignore[return-value]
+        ids = encode_prompts(self.tokenizer, contexts, causal=self.backend == "causal",
+                             add_bos_token=self.add_bos_token)
+        return [e[-max_ctx:] if max_ctx and len(e) > max_ctx else e for e in ids]
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.models.card import read_card
 from imhi_bench.queue.checkpoint import check_adapter, check_model
 
 SUBMISSIONS_DIR_ENV = "IMHI_SUBMISSIONS_DIR"
@@ -191,6 +192,11 @@ def prepare(opts: SubmitOptions) -> dict:
     backend = _backend(opts, checked.config, what)
     if adapter_info:
         base_model = base_model or checked.model
+    if meta["training_data"] is None:
+        # a folder `imhi-bench train` wrote says what it was trained on
+        card = read_card(adapter_info[0] if adapter_info else (checked.model if checked.local
+                                                                else None))
+        meta["training_data"] = (card or {}).get("training_data")
     # What the worker will record for the model, checked now rather than after the eval.
     model_row({"name": name, "path": adapter_info[0] if adapter_info else checked.model,
                 "base_model": base_model, "precision": precision, "params": checked.params,

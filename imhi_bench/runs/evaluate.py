@@ -143,7 +143,9 @@ def _use_chat_template(opts: EvalOptions, lm) -> bool:
             raise ImhiError("openai-completions sends plain prompts: use --backend "
                             "openai-chat to send messages")
         return False
-    has = bool(getattr(getattr(lm, "tokenizer", None), "chat_template", None))
+    from imhi_bench.models.prompts import has_chat_template
+
+    has = has_chat_template(getattr(lm, "tokenizer", None))
     if opts.chat_template and not has:
         raise ImhiError(f"--chat-template: {opts.model.model} has no chat template in its "
                         "tokenizer config; drop the flag to send the prompts as they are")
@@ -270,6 +272,7 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
             doc_counts: dict[str, int]) -> EvalRun:
     """lm-eval's logged samples -> the scoring pipeline -> the run's report and records."""
     from imhi_bench.benchmark.data import data_sha256
+    from imhi_bench.models.card import card_summary, read_card
     from imhi_bench.models.identity import (
         adapter_config_sha256,
         library_versions,
@@ -332,6 +335,9 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
             "batch_size": m.batch_size,
         },
         "versions": library_versions(m),
+        # what `imhi-bench train` recorded about the weights, when it made them
+        "training": card_summary(read_card(m.adapter or (None if api
+                                                         else local_model_dir(m.model)))),
         "tasks": tasks_prov,
         "sets": None,
         "skipped": selection.notes,

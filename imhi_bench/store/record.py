@@ -113,6 +113,9 @@ def record_scored(
     from imhi_bench.scoring.pipeline import report_format
 
     prov = report.get("provenance") or {}
+    training = (prov.get("training") or {}).get("training_data")
+    if training and not model.get("training_data"):  # from the checkpoint's training card
+        model = {**model, "training_data": training}
     fields = {
         # `score` has no backend: its runs are recorded as made by "score"
         "backend": prov.get("backend") or prov.get("source"),

@@ -1,0 +1,151 @@
+"""The rows a recipe trains and validates on, read from the released IMHI train data.
+
+Instruction format: `query` -> `gpt-3.5-turbo` (the MentaLLaMA models); completion format:
+`post + question` -> `response` (MentalBART, MentalT5), which is exactly the shape of
+`test_complete`'s queries.  Rows whose post also occurs in any released test file (any set,
+any format) are dropped, and counted: two dreaddit train queries are dreaddit test queries.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imhi_bench.benchmark.data import load_split, read_csv, resolve_data_dir, split_post
+from imhi_bench.benchmark.sets import (
+    FORMATS,
+    GOLD_COLUMN,
+    QUERY_COLUMN,
+    SETS,
+    UNSEEN_SETS,
+    get_set,
+)
+from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.fileio import sha256_file
+
+GROUPS = {"imhi": tuple(SETS), "imhi_general": tuple(s for s in SETS if s not in UNSEEN_SETS)}
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Example:
+    set: str
+    query: str  # the text the prompt is made of (instruction query, or post + question)
+    response: str  # the gold response the model learns to write
+
+
+@dataclass
+class TrainData:
+    train: list[Example]
+    val: list[Example]
+    files: dict[str, str] = field(default_factory=dict)  # data-relative path -> sha256
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> counts
+    notes: list[str] = field(default_factory=list)  # sets skipped from a group
+
+
+def split_path(set_name: str, split: str, fmt: str) -> str:
+    """Where a set's train/val file is in the release layout (the released name where
+    `imhi_bench.benchmark.sets` records one, else the release's usual `<split>.csv`)."""
+    s = get_set(set_name)
+    if split in s.train_files:
+        return s.train_files[split][fmt]
+    folder = "instruction_data" if fmt == "instruction" else "complete_data"
+    return f"train_data/{folder}/{s.name}/{split}.csv"
+
+
+def _has(set_name: str, split: str, fmt: str, root: Path) -> bool:
+    return (split in get_set(set_name).train_files
+            and (root / split_path(set_name, split, fmt)).is_file())
+
+
+def _missing(set_name: str, fmt: str, root: Path) -> str:
+    return (f"{set_name} has no {fmt} train data under {root}: put its train file at "
+            f"{root / split_path(set_name, 'train', fmt)} (run `imhi-bench data fetch` for the "
+            "released ones)")
+
+
+def resolve_sets(spec: tuple[str, ...], fmt: str, root: Path) -> tuple[list[str], list[str]]:
+    """(sets to train on, notes on sets of a group skipped for lack of train data).  A set
+    named on its own must have its train file."""
+    chosen: list[str] = []
+    notes: list[str] = []
+    for item in spec:
+        key = item.strip().lower()
+        if key in GROUPS:
+            for name in GROUPS[key]:
+                if _has(name, "train", fmt, root):
+                    chosen.append(name)
+                else:
+                    notes.append(f"skipping {name}: {_missing(name, fmt, root)}")
+            continue
+        name = get_set(item).name
+        if not _has(name, "train", fmt, root):
+            raise ImhiError(_missing(name, fmt, root))
+        chosen.append(name)
+    chosen = list(dict.fromkeys(chosen))
+    if not chosen:
+        raise ImhiError(f"no {fmt} train data for any set of {', '.join(spec)} under {root}: run "
+                        "`imhi-bench data fetch`, or point data_dir / $IMHI_DATA_DIR at your copy")
+    return chosen, notes
+
+
+def _norm(post: str) -> str:
+    return _WS.sub(" ", post).strip()
+
+
+def test_posts(root: Path) -> set[str]:
+    """Every post of every released test file present (all sets, all formats)."""
+    posts: set[str] = set()
+    for s in SETS.values():
+        for fmt in FORMATS:
+            path = root / s.path(fmt)
+            if path.is_file():
+                for row in read_csv(path, (QUERY_COLUMN, GOLD_COLUMN)):
+                    posts.add(_norm(split_post(row[QUERY_COLUMN])[1]))
+    return posts
+
+
+def _rows(set_name: str, split: str, fmt: str, root: Path) -> list[Example]:
+    rows = load_split(set_name, split, fmt, root)
+    if fmt == "instruction":
+        return [Example(set_name, r[QUERY_COLUMN], r[GOLD_COLUMN]) for r in rows]
+    return [Example(set_name, r["post"] + r["question"], r["response"]) for r in rows]
+
+
+def sample_rows(rows: list[Example], n: int | None, seed: int) -> list[Example]:
+    """A seeded sample of `n` rows, in their order (all when n is None or more)."""
+    if n is None or n >= len(rows):
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
+    return [rows[i] for i in keep]
+
+
+def load_train_data(sets: tuple[str, ...], fmt: str, *, data_dir: str | None = None,
+                    max_train: int | None = None, max_val: int | None = None,
+                    seed: int = 0) -> TrainData:
+    """Train and val rows of `sets` in `fmt`, without rows whose post is in a test set."""
+    root = resolve_data_dir(data_dir)
+    names, notes = resolve_sets(sets, fmt, root)
+    in_test = test_posts(root)
+    data = TrainData([], [], notes=notes)
+    for name in names:
+        counts = {}
+        for split in ("train", "val"):
+            if not _has(name, split, fmt, root):
+                counts[split] = 0
+                continue
+            rel = split_path(name, split, fmt)
+            data.files[rel] = sha256_file(root / rel)
+            rows = _rows(name, split, fmt, root)
+            kept = [r for r in rows if _norm(split_post(r.query)[1]) not in in_test]
+            counts[split] = len(kept)
+            counts[f"{split}_dropped_in_test"] = len(rows) - len(kept)
+            (data.train if split == "train" else data.val).extend(kept)
+        data.counts[name] = counts
+    data.train = sample_rows(data.train, max_train, seed)
+    data.val = sample_rows(data.val, max_val, seed)
+    if not data.train:
+        raise ImhiError("no training rows are left after dropping those in the test sets")
+    return data
