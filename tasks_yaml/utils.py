@@ -2,6 +2,10 @@
 # imhi_bench/tasks/: do not edit by hand.
 """IMHI task hooks: lm-eval resolves `!function utils.<name>` here."""
 
+from imhi_bench.tasks.fewshot import (  # noqa: F401
+    DemoSampler,
+    demonstration_docs,
+)
 from imhi_bench.tasks.hooks import (  # noqa: F401
     count,
     load_dataset,

@@ -243,3 +243,107 @@ def split_post(query: str) -> tuple[str, str, str]:
                 return prefix, query[len(prefix):end], query[end:]
     raise ImhiError(f"query {query[:60]!r}... has no post in the released shape "
                     '(Consider this post: "..." Question: ... or Post: ... Question: ...)')
+
+
+def post_key(query: str) -> str:
+    """The post of a released query, whitespace-normalised: what identifies a sample across
+    files and formats."""
+    return " ".join(split_post(query)[1].split())
+
+
+@functools.lru_cache(maxsize=4)
+def _test_post_keys(files: tuple[tuple[Path, int], ...]) -> frozenset[str]:
+    return frozenset(post_key(r[QUERY_COLUMN]) for path, _ in files
+                     for r in read_csv(path, (QUERY_COLUMN, GOLD_COLUMN)))
+
+
+def test_posts(data_dir: str | os.PathLike | None = None) -> frozenset[str]:
+    """`post_key` of every post of every released test file present (`test_data`: every
+    set, instruction and completion formats); read once per version of those files."""
+    from imhi_bench.benchmark.sets import SETS
+
+    root = resolve_data_dir(data_dir).resolve()
+    paths = [root / s.path(fmt) for s in SETS.values() for fmt in ("instruction", "completion")]
+    return _test_post_keys(tuple((p, p.stat().st_mtime_ns) for p in paths if p.is_file()))
+
+
+@dataclass(frozen=True)
+class DemoPool:
+    """Where a task's few-shot demonstrations come from (`demonstration_pool`)."""
+
+    set: str
+    fmt: str
+    source: str | None  # "train", "val", "expert", or None: no demonstration available
+    files: tuple[str, ...]  # data-relative paths read
+    rows: tuple[tuple[str, str], ...]  # (query, gold response) in the task's format
+    dropped: int = 0  # rows left out: their post is a test post (or, expert, not convertible)
+
+
+def demonstration_pool(set_name: str, fmt: str = "instruction",
+                       data_dir: str | os.PathLike | None = None) -> DemoPool:
+    """The rows few-shot demonstrations of a task (set, format) are drawn from: the set's
+    train split, else its val split, else its expert examples
+    (`human_evaluation/test_instruction_expert`), never a row whose post is a test post
+    (`test_posts`, plus the task's own file for the expert format, whose test set it is).
+    Rows are in the task's format: the completion copy of a split for completion tasks
+    (expert rows rewritten by `_as_completion`), the instruction copy otherwise."""
+    s = get_set(set_name)
+    root = resolve_data_dir(data_dir)
+    excluded = test_posts(root)
+    if fmt == "expert" and (root / s.path(fmt)).is_file():
+        excluded = excluded | {post_key(e.query) for e in load_examples(s.name, fmt, root)}
+    row_fmt = "completion" if fmt == "completion" else "instruction"
+    for split, paths in s.train_files.items():  # train before val, as released
+        if not (root / paths[row_fmt]).is_file():
+            continue
+        rows = [(r[QUERY_COLUMN], r[GOLD_COLUMN]) if row_fmt == "instruction"
+                else (r["post"] + r["question"], r["response"])
+                for r in load_split(s.name, split, row_fmt, root)]
+        kept = [r for r in rows if post_key(r[0]) not in excluded]
+        if kept:
+            return DemoPool(s.name, fmt, split, (paths[row_fmt],), tuple(kept),
+                            len(rows) - len(kept))
+    if not (root / s.path("expert")).is_file():
+        return DemoPool(s.name, fmt, None, (), ())
+    rows = [(e.query, e.gold) for e in load_examples(s.name, "expert", root)]
+    kept = [r for r in rows if post_key(r[0]) not in excluded]
+    files: tuple[str, ...] = (s.path("expert"),)
+    if row_fmt == "completion" and kept:
+        kept = _as_completion(s, kept, root)
+        files += (s.path("instruction"), s.path("completion"))
+    return DemoPool(s.name, fmt, "expert" if kept else None, files, tuple(kept),
+                    len(rows) - len(kept))
+
+
+def _as_completion(s: ImhiSet, rows: list[tuple[str, str]],
+                   root: Path) -> list[tuple[str, str]]:
+    """Instruction-format (query, gold) rows in the completion format, with the wording the
+    set's test files pair (row i of test_instruction is row i of test_complete): the
+    completion question of each instruction question, and the commonest completion answer
+    (`no. `) of each instruction answer sentence (`No, the poster does not ... `), before
+    the shared "Reasoning: ...".  Rows with a question or answer never paired are left out;
+    none comes back when either test file is absent."""
+    from collections import Counter, defaultdict
+
+    if not all((root / s.path(f)).is_file() for f in ("instruction", "completion")):
+        return []
+    questions: dict[str, Counter] = defaultdict(Counter)
+    answers: dict[str, Counter] = defaultdict(Counter)
+    for i, c in zip(load_examples(s.name, "instruction", root),
+                    load_examples(s.name, "completion", root), strict=False):
+        questions[split_post(i.query)[2]][split_post(c.query)[2]] += 1
+        answers[_answer(i.gold)[0]][_answer(c.gold)[0]] += 1
+    out = []
+    for query, gold in rows:
+        question, (answer, reasoning) = split_post(query)[2], _answer(gold)
+        if question in questions and answer in answers:
+            out.append(("Post: " + split_post(query)[1]
+                        + questions[question].most_common(1)[0][0],
+                        answers[answer].most_common(1)[0][0] + reasoning))
+    return out
+
+
+def _answer(gold: str) -> tuple[str, str]:
+    """(answer, "Reasoning: ...") of a released gold response."""
+    at = gold.find("Reasoning:")
+    return (gold[:at], gold[at:]) if at >= 0 else ("", gold)

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", metavar="TEXT", help="system message before each prompt")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for lm-eval, torch, the API and the bootstrap (default 0)")
+    p.add_argument("--num-fewshot", type=int, default=0, metavar="K",
+                   help="demonstrations before each prompt (default 0): query + gold response "
+                   "from the set's train split, else val, else its expert examples, never a "
+                   "test post; class-balanced, the same for a sample in every run")
+    p.add_argument("--fewshot-seed", type=int, metavar="N",
+                   help="seed of the demonstrations' draw (default: --seed)")
     p.add_argument("--device", metavar="DEV", help="cuda, cuda:1, cpu... (default: cuda if "
                    "available)")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -110,7 +116,8 @@ def options(args: argparse.Namespace):
     return EvalOptions(
         model=model, tasks=args.tasks, limit=args.limit, max_new_tokens=args.max_new_tokens,
         chat_template=args.chat_template, system_prompt=args.system_prompt, seed=args.seed,
-        output=args.output, name=args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
+        num_fewshot=args.num_fewshot, fewshot_seed=args.fewshot_seed, output=args.output,
+        name=args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, bootstrap=args.bootstrap,
         quality=quality_from_args(args),  # validated before any model loads
     )

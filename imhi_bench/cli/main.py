@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.cli.eval",
     "imhi_bench.cli.cache",
     "imhi_bench.cli.train",
+    "imhi_bench.cli.baseline",
     "imhi_bench.cli.score",
     "imhi_bench.cli.labeler",
     "imhi_bench.cli.meta_eval",

@@ -9,7 +9,8 @@ Flow of `run_eval`:
    task metadata);
 3. build the backend's lm-eval model through `imhi_bench.models.registry`, wrapped in the
    generation cache so a re-run after an interruption regenerates nothing already made;
-4. `lm_eval.evaluator.evaluate` runs the requests (one progress bar over all of them);
+4. `lm_eval.evaluator.evaluate` runs the requests (one progress bar over all of them), with
+   `num_fewshot` demonstrations per sample (`imhi_bench.tasks.fewshot`);
 5. score through `imhi_bench.scoring.pipeline.score_run` (the same pipeline as
    `imhi-bench score` and the worker) and write the run folder (`imhi_bench.runs.folder`).
 """
@@ -39,6 +40,8 @@ class EvalOptions:
     chat_template: bool | None = None  # None: use the tokenizer's template if it has one
     system_prompt: str | None = None
     seed: int = 0
+    num_fewshot: int = 0  # demonstrations per sample (tasks.fewshot)
+    fewshot_seed: int | None = None  # seed of their draw; None: `seed`
     output: str | None = None
     name: str | None = None
     data_dir: str | None = None
@@ -46,6 +49,7 @@ class EvalOptions:
     use_cache: bool = True
     bootstrap: int = 1000
     quality: object | None = None  # scoring.quality QualityConfig: --quality / --labeler
+    extra_provenance: dict | None = None  # merged into the run's provenance (baselines)
 
 
 @dataclass
@@ -168,13 +172,17 @@ def _evaluate(lm, loaded: dict, opts: EvalOptions, apply_chat: bool) -> dict:
         if opts.max_new_tokens:
             task.set_config(key="generation_kwargs",
                             value={"max_gen_toks": int(opts.max_new_tokens)}, update=True)
-        task.set_config(key="num_fewshot", value=0)
-        task.set_fewshot_seed(seed=opts.seed)
+        task.set_config(key="num_fewshot", value=opts.num_fewshot)
+        task.set_fewshot_seed(seed=_fewshot_seed(opts))
     return evaluate(
         lm=lm, task_dict=loaded, limit=opts.limit, bootstrap_iters=0, log_samples=True,
         system_instruction=opts.system_prompt, apply_chat_template=apply_chat,
         fewshot_as_multiturn=False,
     )
+
+
+def _fewshot_seed(opts: EvalOptions) -> int:
+    return opts.seed if opts.fewshot_seed is None else opts.fewshot_seed
 
 
 def run_eval(opts: EvalOptions, log=print) -> EvalRun:
@@ -184,11 +192,14 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
     from imhi_bench.models.identity import model_identity
     from imhi_bench.models.registry import model_args
     from imhi_bench.runs.folder import check_output, write_run_folder
+    from imhi_bench.tasks.fewshot import fewshot_plan
 
     if opts.limit is not None and opts.limit < 1:
         raise ImhiError("--limit must be a positive number of samples per task")
     if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
         raise ImhiError("--max-new-tokens must be at least 1")
+    if opts.num_fewshot < 0:
+        raise ImhiError(f"--num-fewshot must be 0 or more demonstrations (got {opts.num_fewshot})")
     selection = select_tasks(opts.tasks, opts.model.backend, opts.data_dir)
     opts.model.seed = opts.seed
     model_options.check(opts.model)
@@ -196,7 +207,9 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
     run_dir = Path(opts.output or Path("runs") / name).expanduser().resolve()
     check_output(run_dir)
     data_dir = resolve_data_dir(opts.data_dir).resolve()
-    for note in selection.notes:
+    fewshot, fewshot_notes = fewshot_plan(selection.tasks, opts.num_fewshot,
+                                          _fewshot_seed(opts), data_dir)
+    for note in selection.notes + fewshot_notes:
         log(note)
     if opts.limit:
         log(f"--limit {opts.limit}: scores on a subset do not compare to the paper's.")
@@ -245,11 +258,13 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
         "batch_sizes": getattr(lm, "batch_sizes_used", []), "limit": opts.limit,
         "bootstrap_iters": 0, "gen_kwargs": {"max_gen_toks": opts.max_new_tokens},
         "random_seed": opts.seed, "numpy_seed": opts.seed, "torch_seed": opts.seed,
-        "fewshot_seed": opts.seed, "apply_chat_template": apply_chat,
+        "fewshot_seed": _fewshot_seed(opts), "num_fewshot": opts.num_fewshot,
+        "apply_chat_template": apply_chat,
         "system_instruction": opts.system_prompt,
     }
     results["date"] = time.time()
-    run = _finish(results, selection, opts, name, run_dir, data_dir, apply_chat, doc_counts)
+    run = _finish(results, selection, opts, name, run_dir, data_dir, apply_chat, doc_counts,
+                  fewshot=fewshot, fewshot_notes=fewshot_notes)
     n_requests = sum(len(v) for v in run.samples.values())
     run.reused = cache.hits if cache else 0
     run.generated = n_requests - run.reused
@@ -262,6 +277,7 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
         "generate_seconds": (round(run.generate_seconds, 3)
                              if run.generate_seconds is not None else None),
     }
+    prov.update(opts.extra_provenance or {})
     write_run_folder(run.run_dir, lm_eval_results=run.lm_eval_results, records=run.records,
                      report=run.report)
     return run
@@ -269,7 +285,8 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
 
 def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: str,
             run_dir: Path, data_dir: Path, apply_chat: bool,
-            doc_counts: dict[str, int]) -> EvalRun:
+            doc_counts: dict[str, int], *, fewshot: dict,
+            fewshot_notes: list[str]) -> EvalRun:
     """lm-eval's logged samples -> the scoring pipeline -> the run's report and records."""
     from imhi_bench.benchmark.data import data_sha256
     from imhi_bench.models.card import card_summary, read_card
@@ -334,6 +351,7 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
             "system_prompt": opts.system_prompt,
             "batch_size": m.batch_size,
         },
+        "fewshot": fewshot,
         "versions": library_versions(m),
         # what `imhi-bench train` recorded about the weights, when it made them
         "training": card_summary(read_card(m.adapter or (None if api
@@ -351,4 +369,4 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         for task, logged in logged_by_task.items()
     }
     return EvalRun(run_dir, scored.report, scored.samples, results, records,
-                   notes=list(selection.notes))
+                   notes=selection.notes + fewshot_notes)

@@ -3,7 +3,8 @@
 
 A run folder (`write_run_folder`):
 
-    lm_eval_results.json     lm-eval's results (per-task metrics, configs, versions)
+    lm_eval_results.json     lm-eval's results (per-task metrics, configs, versions; only
+                             for runs through lm-eval)
     samples_<task>.jsonl     lm-eval's per-sample records + the scored sample's own fields:
                              prompt, generation, gold, gold_label, label, correct (+ quality)
     imhi_results.json        the score JSON (`imhi-bench score --json` schema), provenance
@@ -90,17 +91,19 @@ def jsonable(obj):
         json.loads(json.dumps(obj, default=handle_non_serializable, ensure_ascii=False)))
 
 
-def write_run_folder(dest: Path, *, lm_eval_results: dict, records: dict[str, list[dict]],
+def write_run_folder(dest: Path, *, lm_eval_results: dict | None, records: dict[str, list[dict]],
                      report: dict) -> None:
     """Write a run folder at `dest` atomically (see the module docstring); `records` is task
-    -> per-sample records (`sample_record`)."""
+    -> per-sample records (`sample_record`).  A run that did not go through lm-eval (a
+    discriminative baseline) passes `lm_eval_results=None`: no lm_eval_results.json."""
     from lm_eval.utils import handle_non_serializable
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:
-        lm_results = {k: v for k, v in lm_eval_results.items() if k != "samples"}
-        atomic_write_json(staging / LM_EVAL_RESULTS_FILE, jsonable(lm_results))
+        if lm_eval_results is not None:
+            lm_results = {k: v for k, v in lm_eval_results.items() if k != "samples"}
+            atomic_write_json(staging / LM_EVAL_RESULTS_FILE, jsonable(lm_results))
         for task, recs in records.items():
             text = "".join(json.dumps(r, ensure_ascii=False, default=handle_non_serializable)
                            + "\n" for r in recs)

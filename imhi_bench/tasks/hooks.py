@@ -4,10 +4,12 @@
 - `load_dataset` (custom_dataset): rows through `imhi_bench.benchmark.data.load_examples`, so
   the data dir is `$IMHI_DATA_DIR` (or the `imhi_data_dir` task metadata), never the
   working directory, and a missing file raises the same guidance as `imhi-bench data check`;
-  it also settles bart_score's model and puts it in each doc;
+  it also settles bart_score's model and puts it, and the data dir, in each doc;
 - `process_results`: reads the label of one generation with `imhi_bench.scoring.labels`;
 - `weighted_f1`, `macro_f1`, `count`, `mean_bart_score`: corpus-level aggregations through
   `imhi_bench.scoring.metrics` and the BART-score module.
+
+The few-shot hooks (`DemoSampler`, `demonstration_docs`) are in `imhi_bench.tasks.fewshot`.
 
 Every metric but bart_score is in percent, as the paper and the score JSON report them;
 bart_score is a mean log-likelihood per token (<= 0, higher is better).
@@ -84,6 +86,8 @@ def load_dataset(imhi_set: str, imhi_format: str, **metadata):
         "gold": [e.gold for e in examples],
         "bart_model": [bart_model] * len(examples),
         "bart_checkpoint": [bart_checkpoint or ""] * len(examples),
+        # where the few-shot pool is read from (tasks.fewshot.demonstration_docs)
+        DATA_DIR_METADATA: [str(data_dir or "")] * len(examples),
     }
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 

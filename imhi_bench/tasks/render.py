@@ -42,9 +42,17 @@ HEADER = (
     "# imhi_bench/tasks/: do not edit by hand.\n"
 )
 
+_FEWSHOT_HOOKS = ("DemoSampler", "demonstration_docs")
+# Completion queries end in a space ("... is "): their demonstrations need no delimiter
+# before the gold response; instruction queries take lm-eval's default " ".
+_TARGET_DELIMITER = {"completion": ""}
+
 SHIM = (
     HEADER
     + '"""IMHI task hooks: lm-eval resolves `!function utils.<name>` here."""\n\n'
+    + "from imhi_bench.tasks.fewshot import (  # noqa: F401\n"
+    + "".join(f"    {name},\n" for name in _FEWSHOT_HOOKS)
+    + ")\n"
     + "from imhi_bench.tasks.hooks import (  # noqa: F401\n"
     + "".join(f"    {name},\n" for name in _HOOKS)
     + ")\n"
@@ -55,6 +63,23 @@ def _q(text: str) -> str:
     """A YAML double-quoted scalar."""
     out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{out}"'
+
+
+def _fewshot_config(fmt: str) -> str:
+    """Few-shot settings (see `imhi_bench.tasks.fewshot`)."""
+    delimiter = _TARGET_DELIMITER.get(fmt)
+    return (
+        "# --num_fewshot K: K demonstrations per sample from the set's train split, else val,\n"
+        "# else its expert examples, never a test post (imhi_bench.benchmark.data.\n"
+        "# demonstration_pool). The split named is the test split only so that lm-eval gives\n"
+        "# the sampler each sample's doc (its draw depends on the seed, set and doc_id);\n"
+        "# process_docs replaces it with the pool.\n"
+        "fewshot_config:\n"
+        "  split: test\n"
+        "  sampler: !function utils.DemoSampler\n"
+        "  process_docs: !function utils.demonstration_docs\n"
+        + (f"  target_delimiter: {_q(delimiter)}\n" if delimiter is not None else "")
+    )
 
 
 def _template() -> str:
@@ -77,7 +102,8 @@ def _template() -> str:
         "doc_to_text: query\n"
         "doc_to_target: gold\n"
         "process_results: !function utils.process_results\n"
-        "generation_kwargs:\n"
+        + _fewshot_config("instruction")
+        + "generation_kwargs:\n"
         f"  until:\n{until}\n"
         "  do_sample: false\n"
         "  temperature: 0.0\n"
@@ -101,6 +127,7 @@ def _task_yaml(s: ImhiSet, fmt: str) -> str:
         "dataset_kwargs:\n"
         f"  imhi_set: {_q(s.name)}\n"
         f"  imhi_format: {fmt}\n"
+        + (_fewshot_config(fmt) if fmt in _TARGET_DELIMITER else "")
     )
 
 

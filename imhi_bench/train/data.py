@@ -9,13 +9,11 @@ any format) are dropped, and counted: two dreaddit train queries are dreaddit te
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imhi_bench.benchmark.data import load_split, read_csv, resolve_data_dir, split_post
+from imhi_bench.benchmark.data import load_split, post_key, read_csv, resolve_data_dir, test_posts
 from imhi_bench.benchmark.sets import (
-    FORMATS,
     GOLD_COLUMN,
     QUERY_COLUMN,
     SETS,
@@ -26,7 +24,6 @@ from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import sha256_file
 
 GROUPS = {"imhi": tuple(SETS), "imhi_general": tuple(s for s in SETS if s not in UNSEEN_SETS)}
-_WS = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -91,20 +88,13 @@ def resolve_sets(spec: tuple[str, ...], fmt: str, root: Path) -> tuple[list[str]
     return chosen, notes
 
 
-def _norm(post: str) -> str:
-    return _WS.sub(" ", post).strip()
-
-
-def test_posts(root: Path) -> set[str]:
-    """Every post of every released test file present (all sets, all formats)."""
-    posts: set[str] = set()
-    for s in SETS.values():
-        for fmt in FORMATS:
-            path = root / s.path(fmt)
-            if path.is_file():
-                for row in read_csv(path, (QUERY_COLUMN, GOLD_COLUMN)):
-                    posts.add(_norm(split_post(row[QUERY_COLUMN])[1]))
-    return posts
+def held_out_posts(root: Path) -> frozenset[str]:
+    """`post_key` of every released test post: the test files of every set and format, and
+    the expert files (the human evaluation's test set)."""
+    expert = {post_key(r[QUERY_COLUMN]) for s in SETS.values()
+              if (root / s.path("expert")).is_file()
+              for r in read_csv(root / s.path("expert"), (QUERY_COLUMN, GOLD_COLUMN))}
+    return test_posts(root) | expert
 
 
 def _rows(set_name: str, split: str, fmt: str, root: Path) -> list[Example]:
@@ -128,7 +118,7 @@ def load_train_data(sets: tuple[str, ...], fmt: str, *, data_dir: str | None = N
     """Train and val rows of `sets` in `fmt`, without rows whose post is in a test set."""
     root = resolve_data_dir(data_dir)
     names, notes = resolve_sets(sets, fmt, root)
-    in_test = test_posts(root)
+    in_test = held_out_posts(root)
     data = TrainData([], [], notes=notes)
     for name in names:
         counts = {}
@@ -139,7 +129,7 @@ def load_train_data(sets: tuple[str, ...], fmt: str, *, data_dir: str | None = N
             rel = split_path(name, split, fmt)
             data.files[rel] = sha256_file(root / rel)
             rows = _rows(name, split, fmt, root)
-            kept = [r for r in rows if _norm(split_post(r.query)[1]) not in in_test]
+            kept = [r for r in rows if post_key(r.query) not in in_test]
             counts[split] = len(kept)
             counts[f"{split}_dropped_in_test"] = len(rows) - len(kept)
             (data.train if split == "train" else data.val).extend(kept)

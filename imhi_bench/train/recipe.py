@@ -13,13 +13,11 @@ train --help-recipe` prints them.
 
 from __future__ import annotations
 
-import difflib
 import os
-import typing
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+from imhi_bench.core import specfile
 from imhi_bench.core.errors import ImhiError
 
 FORMATS = ("instruction", "completion")
@@ -29,6 +27,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 BATCHING = ("auto", "padding_free", "group_by_length", "pad")
 ATTENTION = ("auto", "flash_attention_2", "sdpa", "eager")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup", "constant")
+CHAT_TEMPLATE = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
@@ -131,115 +130,25 @@ class Recipe:
         return "other"
 
     def to_dict(self) -> dict:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
+        return specfile.to_dict(self)
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Recipe))
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
+FIELD_NAMES: tuple[str, ...] = specfile.field_names(Recipe)
 _CHOICES = {"format": FORMATS, "finetuning": FINETUNING, "architecture": ARCHITECTURES,
             "precision": PRECISIONS, "batching": BATCHING, "attn_implementation": ATTENTION,
-            "lr_scheduler": SCHEDULERS}
+            "lr_scheduler": SCHEDULERS, "chat_template": CHAT_TEMPLATE}
+_HELP = "see imhi-bench train --help-recipe for the keys"
 
 
 def field_docs() -> dict[str, str]:
-    """Field name -> its docstring, read from this module's source (one place for both)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(Recipe))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def _nearest(key: str) -> str:
-    close = difflib.get_close_matches(key, FIELD_NAMES, n=1, cutoff=0.5)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _base_type(annotation: Any) -> tuple[type, bool]:
-    """(the type a field holds, whether it may be None) from its annotation."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    optional = len(args) < len(typing.get_args(annotation))
-    if typing.get_origin(annotation) is tuple:
-        return tuple, False
-    return (args[0] if args else annotation), optional
-
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """A YAML value as the field's type; one line naming the key when it does not fit."""
-    kind, optional = _base_type(annotation)
-    if value is None:
-        if optional:
-            return None
-        raise ImhiError(f"recipe key {name} cannot be empty: give a value")
-    if kind is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ImhiError(f"recipe key {name} must be a list, e.g. {name}=a,b")
-        return tuple(str(v) for v in value)
-    if kind is bool:
-        word = str(value).strip().lower()
-        if isinstance(value, bool) or word in _TRUE | _FALSE:
-            return value if isinstance(value, bool) else word in _TRUE
-        raise ImhiError(f"recipe key {name} must be true or false, not {value!r}")
-    if kind in (int, float):
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or (kind is int and number != int(number)):
-            what = "an integer" if kind is int else "a number"
-            raise ImhiError(f"recipe key {name} must be {what}, not {value!r}")
-        return kind(number)
-    if isinstance(value, (dict, list)):
-        raise ImhiError(f"recipe key {name} must be text, not {value!r}")
-    return str(value)
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` words -> {key: YAML value}."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ImhiError(f"override {item!r} is not key=value: write e.g. max_steps=300")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
+    """Field name -> its docstring."""
+    return specfile.field_docs(Recipe)
 
 
 def make_recipe(values: dict[str, Any], *, where: str = "recipe") -> Recipe:
     """A checked Recipe from a mapping of its keys."""
-    unknown = [k for k in values if k not in FIELD_NAMES]
-    if unknown:
-        k = unknown[0]
-        raise ImhiError(f"unknown {where} key {k!r}{_nearest(k)}: see imhi-bench train "
-                        "--help-recipe for the keys")
-    hints = typing.get_type_hints(Recipe)
-    kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
-    for k, choices in _CHOICES.items():
-        if k in kwargs:
-            kwargs[k] = str(kwargs[k]).lower() if k != "attn_implementation" else kwargs[k]
-            if kwargs[k] not in choices:
-                raise ImhiError(f"recipe key {k} is {values[k]!r}: use one of {', '.join(choices)}")
-    if "chat_template" in kwargs:
-        kwargs["chat_template"] = {"true": "true", "false": "false", "auto": "auto"}.get(
-            str(kwargs["chat_template"]).lower(), "?")
-        if kwargs["chat_template"] == "?":
-            raise ImhiError("recipe key chat_template must be auto, true or false")
-    recipe = Recipe(**kwargs)
+    recipe = specfile.build(Recipe, values, what="recipe", where=where, help_hint=_HELP,
+                            choices=_CHOICES)
     _check(recipe)
     return recipe
 
@@ -271,29 +180,8 @@ def _check(r: Recipe) -> None:
 
 def load_recipe(path: str | os.PathLike | None, overrides: list[str] | None = None) -> Recipe:
     """The recipe file at `path` (optional) with `key=value` overrides applied."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ImhiError(f"recipe {path} does not exist: pass one of trainer/*.yaml or your "
-                            "copy of one")
-        try:
-            loaded = yaml.safe_load(p.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ImhiError(f"recipe {path} is not readable YAML ({first}): fix the file") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ImhiError(f"recipe {path} must be a mapping of keys to values")
-        values.update(loaded)
-    over = parse_overrides(overrides or [])
-    unknown = [k for k in over if k not in FIELD_NAMES]
-    if unknown:
-        k = unknown[0]
-        raise ImhiError(f"unknown override key {k!r}{_nearest(k)}: see imhi-bench train "
-                        "--help-recipe for the keys")
-    values.update(over)
-    return make_recipe(values, where=f"recipe {path}" if path else "recipe")
+    recipe = specfile.load(Recipe, path, overrides, what="recipe",
+                           hint="one of trainer/*.yaml or your copy of one", help_hint=_HELP,
+                           choices=_CHOICES)
+    _check(recipe)
+    return recipe

@@ -221,8 +221,8 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         max_steps=recipe.max_steps,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=recipe.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         eval_strategy="steps" if evaluate else "no",
         eval_steps=recipe.eval_steps if evaluate else None,
         save_strategy="steps",
@@ -243,7 +243,9 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         return Seq2SeqTrainingArguments(**common)
     from trl import SFTConfig
 
-    return SFTConfig(**common, max_length=recipe.max_length,
+    # TRL keeps its own (older) name for the switch, defaulting to on: set it alike
+    return SFTConfig(**common, gradient_checkpointing=recipe.gradient_checkpointing,
+                     max_length=recipe.max_length,
                      padding_free=batching == "padding_free", completion_only_loss=None)
 
 

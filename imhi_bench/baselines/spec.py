@@ -1,0 +1,148 @@
+"""Baseline specs: what `imhi-bench baseline run baselines/<spec>.yaml [key=value ...]` reads.
+
+One spec per baseline of the paper's Tables 2 and 3 (MentalRoBERTa fine-tuned, ChatGPT and
+GPT-4 zero/few-shot, LLaMA2-13B zero-shot).  The paper publishes no hyper-parameters,
+prompts, shot counts or demonstration choices for them, so every such choice is a field
+here with a documented default (ours), and the whole spec goes into the run's provenance.
+A run is recorded under `name` with `type` and `setting`, so the leaderboard shows it beside
+the paper's row of the same baseline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from imhi_bench.core import specfile
+from imhi_bench.core.errors import ImhiError
+
+RUNNERS = ("discriminative", "generative")
+TYPES = ("discriminative", "API", "base")
+SETTINGS = ("fine-tuned", "zero-shot", "few-shot")
+CHAT = ("auto", "true", "false")
+SPEC_DIR = Path("baselines")
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    name: str = ""
+    """Leaderboard name of the run: the paper's row of the same baseline has this name
+    (MentalRoBERTa, ChatGPT, GPT-4, LLaMA2-13B)."""
+    runner: str = "generative"
+    """`discriminative`: fine-tune a sequence classifier per set and predict the test posts
+    (MentalRoBERTa); `generative`: a model answers the IMHI prompts through the backends of
+    `imhi-bench eval`."""
+    type: str = "base"
+    """Model type recorded in the store: discriminative, API or base."""
+    setting: str = "zero-shot"
+    """Setting recorded in the store: fine-tuned, zero-shot or few-shot."""
+    description: str = ""
+    """One line for `imhi-bench baseline list`."""
+    # -- generative
+    model: str = ""
+    """Generative: the model folder, hub id, or the served model name of an API."""
+    backend: str = "hf"
+    """Generative: a backend of `imhi-bench eval` (hf, vllm, openai-chat, ...)."""
+    tasks: str = "imhi"
+    """Generative: IMHI tasks or groups, as `imhi-bench eval --tasks` takes them."""
+    num_fewshot: int = 0
+    """Generative: demonstrations per prompt (from train, else val, else expert posts; never a
+    test post)."""
+    fewshot_seed: int = 0
+    """Generative: seed of the demonstration draw."""
+    max_new_tokens: int = 256
+    """Generative: tokens generated per answer (ours: the tasks' default)."""
+    chat_template: str = "auto"
+    """Generative: auto (the tokenizer's template when it has one; chat APIs always), true,
+    false."""
+    system_prompt: str | None = None
+    """Generative: system message before each prompt (ours: none)."""
+    base_url: str | None = None
+    """Generative, API: an OpenAI-compatible endpoint (default: OpenAI)."""
+    api_key_env: str | None = None
+    """Generative, API: environment variable holding the key (default OPENAI_API_KEY; the key
+    is never written anywhere)."""
+    num_concurrent: int = 1
+    """Generative, API: requests in flight at once."""
+    confirm_tokens: int = 200_000
+    """Generative, API: above this many estimated prompt tokens, a run needs --yes."""
+    dtype: str = "auto"
+    """Generative, local: weights dtype (auto, float16, bfloat16, float32)."""
+    limit: int | None = None
+    """Only the first N samples of each set (for trying a spec; such scores do not compare)."""
+    # -- discriminative
+    encoder: str = "mental/mental-roberta-base"
+    """Discriminative: the encoder fine-tuned per set.  mental/mental-roberta-base is gated on
+    the hub (CC-BY-NC-4.0: accept its terms first); any HF encoder can stand in."""
+    sets: tuple[str, ...] = ("imhi",)
+    """Discriminative: sets to fine-tune and predict (`imhi` = every set with train data or
+    a train_file)."""
+    epochs: int = 3
+    """Discriminative: passes over the train posts; the epoch with the best val accuracy is
+    kept (ours)."""
+    learning_rate: float = 2e-5
+    """Discriminative: AdamW learning rate (ours)."""
+    max_length: int = 512
+    """Discriminative: tokens of the post (+ aspect question) the encoder reads (RoBERTa's 512)."""
+    batch_size: int = 16
+    """Discriminative: posts per training batch (ours)."""
+    max_train: int | None = None
+    """Discriminative: at most this many train posts per set (a seeded sample; None: all)."""
+    train_file: str | None = None
+    """Discriminative: your own CSV with columns post,label (and set, when it holds several
+    sets), for sets whose train split IMHI does not release (CAMS, loneliness, T-SID, SWMH,
+    CLP: the paper's MentalRoBERTa numbers came from those data sets' own splits)."""
+    seed: int = 0
+    """Seed of training, sampling and the bootstrap CI."""
+
+    def to_dict(self) -> dict:
+        return specfile.to_dict(self)
+
+
+_CHOICES = {"runner": RUNNERS, "type": TYPES, "setting": SETTINGS, "chat_template": CHAT}
+_HELP = "see imhi-bench baseline list --keys for the keys"
+
+
+def field_docs() -> dict[str, str]:
+    return specfile.field_docs(BaselineSpec)
+
+
+def load_spec(path: str | os.PathLike | None, overrides: list[str] | None = None) -> BaselineSpec:
+    """The spec file at `path` with `key=value` overrides applied, checked."""
+    spec = specfile.load(BaselineSpec, path, overrides, what="spec",
+                         hint="one of baselines/*.yaml (imhi-bench baseline list)",
+                         help_hint=_HELP, choices=_CHOICES)
+    _check(spec)
+    return spec
+
+
+def _check(s: BaselineSpec) -> None:
+    if not s.name.strip():
+        raise ImhiError("the spec has no name: set name=... (the leaderboard shows it)")
+    if s.runner == "generative" and not s.model.strip():
+        raise ImhiError("a generative spec needs model=PATH_OR_HUB_ID (or the served name)")
+    if s.num_fewshot < 0:
+        raise ImhiError(f"spec key num_fewshot must be 0 or more, not {s.num_fewshot}")
+    if (s.num_fewshot > 0) != (s.setting == "few-shot") and s.runner == "generative":
+        raise ImhiError(f"spec setting {s.setting} does not match num_fewshot={s.num_fewshot}: "
+                        "few-shot needs num_fewshot > 0, zero-shot 0")
+    for name in ("max_new_tokens", "num_concurrent", "epochs", "max_length", "batch_size"):
+        if getattr(s, name) < 1:
+            raise ImhiError(f"spec key {name} must be at least 1, not {getattr(s, name)}")
+    for name in ("limit", "max_train"):
+        if getattr(s, name) is not None and getattr(s, name) < 1:
+            raise ImhiError(f"spec key {name} must be at least 1 (or null for all)")
+    if s.learning_rate <= 0:
+        raise ImhiError(f"spec key learning_rate must be positive, not {s.learning_rate}")
+    if s.train_file and not Path(s.train_file).expanduser().is_file():
+        raise ImhiError(f"spec train_file {s.train_file} does not exist: pass a CSV with "
+                        "columns post,label (and set)")
+
+
+def list_specs(folder: str | os.PathLike = SPEC_DIR) -> list[tuple[Path, BaselineSpec]]:
+    """Every spec in `folder`, by file name."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ImhiError(f"{root} is not a folder of baseline specs: pass --dir baselines")
+    return [(p, load_spec(p)) for p in sorted(root.glob("*.yaml"))]

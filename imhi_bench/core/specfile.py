@@ -1,0 +1,159 @@
+"""Frozen dataclasses read from YAML files plus `key=value` overrides: the training recipes
+and the baseline specs.  One place for what both need: every field documented by the
+docstring under it, values taken to the field's type, an unknown key named with the nearest
+valid one, choices checked, and one line (ImhiError) for anything wrong."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import os
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from imhi_bench.core.errors import ImhiError
+
+T = TypeVar("T")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> the docstring under it in the class source (one place for both)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def nearest(key: str, names: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _base_type(annotation: Any) -> tuple[type, bool]:
+    """(the type a field holds, whether it may be None) from its annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = len(args) < len(typing.get_args(annotation))
+    if typing.get_origin(annotation) is tuple:
+        return tuple, False
+    return (args[0] if args else annotation), optional
+
+
+def coerce(what: str, name: str, value: Any, annotation: Any) -> Any:
+    """A YAML value as the field's type; one line naming the key when it does not fit."""
+    kind, optional = _base_type(annotation)
+    key = f"{what} key {name}"
+    if value is None:
+        if optional:
+            return None
+        raise ImhiError(f"{key} cannot be empty: give a value")
+    if kind is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ImhiError(f"{key} must be a list, e.g. {name}=a,b")
+        return tuple(str(v) for v in value)
+    if kind is bool:
+        word = str(value).strip().lower()
+        if isinstance(value, bool) or word in _TRUE | _FALSE:
+            return value if isinstance(value, bool) else word in _TRUE
+        raise ImhiError(f"{key} must be true or false, not {value!r}")
+    if kind in (int, float):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (kind is int and number != int(number)):
+            raise ImhiError(f"{key} must be {'an integer' if kind is int else 'a number'}, "
+                            f"not {value!r}")
+        return kind(number)
+    if isinstance(value, (dict, list)):
+        raise ImhiError(f"{key} must be text, not {value!r}")
+    return str(value)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` words -> {key: YAML value}."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ImhiError(f"override {item!r} is not key=value: write e.g. max_steps=300")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def read_mapping(path: str | os.PathLike, what: str, hint: str) -> dict[str, Any]:
+    """A YAML file holding one mapping (empty file: {})."""
+    import yaml
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ImhiError(f"{what} {path} does not exist: pass {hint}")
+    try:
+        loaded = yaml.safe_load(p.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ImhiError(f"{what} {path} is not readable YAML ({first}): fix the file") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ImhiError(f"{what} {path} must be a mapping of keys to values")
+    return loaded
+
+
+def build(cls: type[T], values: dict[str, Any], *, what: str, where: str, help_hint: str,
+          choices: dict[str, tuple[str, ...]] | None = None) -> T:
+    """An instance of the frozen dataclass `cls` from a mapping of its keys; `choices`
+    lists the allowed (lower-case) values of the keys that have a fixed set."""
+    names = field_names(cls)
+    for k in values:
+        if k not in names:
+            raise ImhiError(f"unknown {where} key {k!r}{nearest(k, names)}: {help_hint}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: coerce(what, k, v, hints[k]) for k, v in values.items()}
+    for k, allowed in (choices or {}).items():
+        if k in kwargs and kwargs[k] is not None:
+            kwargs[k] = str(kwargs[k]).lower() if all(a == a.lower() for a in allowed) \
+                else str(kwargs[k])
+            if kwargs[k] not in allowed:
+                raise ImhiError(f"{what} key {k} is {values[k]!r}: use one of "
+                                f"{', '.join(allowed)}")
+    return cls(**kwargs)
+
+
+def load(cls: type[T], path: str | os.PathLike | None, overrides: list[str] | None, *,
+         what: str, hint: str, help_hint: str,
+         choices: dict[str, tuple[str, ...]] | None = None) -> T:
+    """The file at `path` (optional) with `key=value` overrides applied, as `cls`."""
+    values = read_mapping(path, what, hint) if path is not None else {}
+    over = parse_overrides(overrides or [])
+    names = field_names(cls)
+    for k in over:
+        if k not in names:
+            raise ImhiError(f"unknown override key {k!r}{nearest(k, names)}: {help_hint}")
+    values.update(over)
+    return build(cls, values, what=what, where=f"{what} {path}" if path else what,
+                 help_hint=help_hint, choices=choices)
+
+
+def to_dict(obj: Any) -> dict:
+    """A spec's fields as plain YAML/JSON values (tuples as lists)."""
+    return {f.name: (list(v) if isinstance(v := getattr(obj, f.name), tuple) else v)
+            for f in dataclasses.fields(obj)}
