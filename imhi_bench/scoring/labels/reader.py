@@ -5,6 +5,14 @@ decided and on which sentence.
 
 How `extract_label` decides, and why
 ------------------------------------
+First, a response that writes the options out ("A) Alienation B) Jobs and career ...",
+"1. PTSD 2. Depression", "(a) work (b) school", `A) Yes B) No`; on one line or several) is read
+by `choices`: the list itself is not a claim.  An option chosen outside it ("Correct answer:
+B", "Answer: (C)", "the answer is D", "so D fits best", "option B") decides, its letter or
+number resolved through the list the response wrote (rule "chosen option"); two chosen at
+once ("B and D") follow the rule for two classes in one sentence: the first named wins.  A
+list with no choice is cut out and the rules below read the rest.
+
 The text is cut into sentences and each sentence gets a rank:
 
 3. the answer slot: the text before a "Reasoning:"-style marker, or a first sentence that
@@ -22,7 +30,12 @@ beats one named before it, and otherwise the first class named wins; mentions in
 clause ("not related to work") or a concessive one ("Although it mentions work, ...") do
 not count.  For the binary sets a sentence yields a class through a leading yes/no, an
 explicit "the answer is yes", or a claim about the set's concept (depression, stress, ...),
-negated or not.
+negated or not.  Hedges: a clause opened by "Although", "While", "Whilst", "Even though"
+... is concessive, and for the binary sets a concession alone makes no claim; a negation
+whose object is a degree ("not severe depression", "is not very severe", "not clinical")
+denies the degree, not the condition, so that mention makes no claim.  Only when nothing
+else in the text claims are concessions and degree denials read as today's rules read them
+(the released explanations say "no signs of very severe depression" for *no*).
 """
 
 from __future__ import annotations
@@ -31,6 +44,8 @@ import re
 from functools import cache
 
 from imhi_bench.benchmark.sets import get_set
+from imhi_bench.scoring.labels.choices import chosen_option, find_options, without_options
+from imhi_bench.scoring.labels.negation import concept_claim, negated_after, negated_before
 from imhi_bench.scoring.labels.schema import schema
 
 # --------------------------------------------------------------------------------------
@@ -49,48 +64,6 @@ _PREFIX = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]*]*\s+|\n+")
 _WS = re.compile(r"\s+")
-_NEG = re.compile(
-    r"\b(?:not|no|never|neither|nor|without|lack of (?:any |clear )?(?:signs?|symptoms?|"
-    r"indicat\w*|evidence|mention|focus|emphasis|attention|discussion|reference)|absence|absent"
-    r"|free (?:of|from)|none|nothing|cannot|"
-    r"unlikely|rather than|instead of|other than|ruled? out)\b|n't\b",
-    re.IGNORECASE,
-)
-# A new predicate between a negation and a mention ends the negation's reach: in "is not
-# typical and may indicate depression" or "no friends, which suggests depression" the
-# mention is asserted.  A predicate within three words of the negation, with no comma in
-# between, is the negated verb itself ("does not strongly align with depression").
-_NEG_BOUNDARY = re.compile(
-    r"\b(?:which|who)\b|(?:\band|\bbut|\bso|,)\s+(?:it\s+|this\s+|they\s+)?(?:may|might|could|can)\b"
-    r"|(?<!that )(?<!that would )(?<!that could )(?<!that might )(?<!that may )"
-    r"\b(?:indicat(?:e|es|ing)|suggest(?:s|ing)?|impl(?:y|ies|ying)|align(?:s|ing)?"
-    r"|point(?:s|ing)? to|reflect(?:s|ing)?)\b",
-    re.IGNORECASE,
-)
-_WORD = re.compile(r"\S+")
-
-
-def _negated_before(before: str) -> bool:
-    """Whether a negation in `before` (the clause up to a mention) reaches the mention."""
-    for neg in _NEG.finditer(before):
-        between = before[neg.end():]
-        words = list(_WORD.finditer(between))
-        own_verb_end = words[3].start() if len(words) > 3 else len(between)
-        bounds = [b for b in _NEG_BOUNDARY.finditer(between)]
-        if bounds and bounds[0].start() < own_verb_end and "," not in between[: bounds[0].start()]:
-            bounds = bounds[1:]
-        if not bounds:
-            return True
-    return False
-
-
-# "depression is not evident", "the dimension of the vocational aspect does not exist": a
-# negation shortly after the mention, with no comma or conjunction in between.
-_NEG_AFTER = re.compile(
-    r"^(?:\s*(?!(?:and|but|or|which|who|that|while|although|because)\b)[\w'-]+){0,6}?"
-    r"\s*(?:\bnot\b|\bnever\b|\babsent\b|\blacking\b|\bunlikely\b|n't\b)",
-    re.IGNORECASE,
-)
 _UNCERTAIN = re.compile(
     r"\b(?:unclear|uncertain|not (?:entirely )?clear|may or may not|"
     r"(?:cannot|can't|can not|unable to|not possible to|impossible to|difficult to|hard to"
@@ -201,7 +174,7 @@ def _mention_re(set_name: str) -> tuple[re.Pattern, dict[str, str]]:
     return re.compile(r"\b(?:" + "|".join(groups) + r")(?!\w)", re.IGNORECASE), names
 
 
-def _binary_sentence(set_name: str, sentence: str) -> str | None:
+def _binary_sentence(set_name: str, sentence: str, degree: bool = True) -> str | None:
     m = _EXPLICIT_YES_NO.search(sentence)
     if m:
         return m.group(1).lower()
@@ -211,16 +184,17 @@ def _binary_sentence(set_name: str, sentence: str) -> str | None:
     main: list[str] = []
     conc: list[str] = []
     for clause, concessive in _clauses(sentence):
-        found = [
-            "no" if _negated_before(clause[: cm.start()]) or _NEG_AFTER.search(clause[cm.end():])
-            else "yes"
-            for cm in concept.finditer(clause)
-        ]
+        claims = (concept_claim(clause, cm.start(), cm.end(), degree)
+                  for cm in concept.finditer(clause))
+        found = [c for c in claims if c]
         if found and _CONTRAST.match(clause):
             main = []  # "X, but Y": Y is what the sentence asserts
         (conc if concessive else main).extend(found)
-    claims = main or conc
+    # a concession alone ("While there may be some stress, the tone is calm") is a hedge:
+    # it claims only on the fallback reading
+    claims = main if degree else main or conc
     return claims[0] if claims else None
+
 
 
 @cache
@@ -237,12 +211,12 @@ def _class_mentions(set_name: str, clause: str) -> list[tuple[int, str, bool]]:
     found = []
     for m in pattern.finditer(clause):
         cls = names[m.lastgroup]
-        negated = cls != sch.none_class and _negated_before(clause[: m.start()])
+        negated = cls != sch.none_class and negated_before(clause[: m.start()])
         found.append((m.start(), cls, negated))
     generic = _none_concept_re(set_name)
     if generic is not None:
         for m in generic.finditer(clause):
-            if _negated_before(clause[: m.start()]) or _NEG_AFTER.search(clause[m.end():]):
+            if negated_before(clause[: m.start()]) or negated_after(clause[m.end():]):
                 found.append((m.start(), sch.none_class, False))
     return sorted(found)
 
@@ -283,14 +257,16 @@ def _only_denials(set_name: str, sentences: list[str]) -> bool:
     )
 
 
-def _read_sentence(set_name: str, sentence: str, *, slot: bool = False) -> str | None:
+def _read_sentence(
+    set_name: str, sentence: str, *, slot: bool = False, degree: bool = True
+) -> str | None:
     sch = schema(set_name)
     if sch.concept:
         if slot:
             found = leading_yes_no(sentence)
             if found:
                 return found
-        return _binary_sentence(set_name, sentence)
+        return _binary_sentence(set_name, sentence, degree)
     if slot:
         bare = bare_phrase(set_name, sentence)
         if bare:
@@ -308,6 +284,15 @@ def bare_phrase(set_name: str, text: str) -> str | None:
     """The class whose gold phrasing `text` is exactly (after normalising), if any."""
     key = _WS.sub(" ", _PREFIX.sub("", text, count=1)).strip(" \t\n.!\"'*`").lower()
     return _phrase_index(set_name).get(key)
+
+
+def _option_class(set_name: str, item: str) -> str | None:
+    """The class an option of a written-out list names ("Jobs and career", "Yes")."""
+    found = bare_phrase(set_name, item)
+    if found or schema(set_name).concept:
+        return found or leading_yes_no(item)
+    mentions = [cls for _, cls, negated in _class_mentions(set_name, item) if not negated]
+    return mentions[0] if mentions else None
 
 
 @cache
@@ -331,6 +316,12 @@ def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str
     if not text or not isinstance(text, str) or not text.strip():
         return None, "empty", ""
     text = normalise(text)
+    options = find_options(text, lambda item: _option_class(set_name, item))
+    if options is not None:
+        chosen = chosen_option(text, options, negated_before)
+        if chosen:
+            return chosen[0], "chosen option", chosen[1]
+        text = without_options(text, options)
     head, body = split_label_and_reasoning(text)
     sentences = _sentences(body)
     if head.strip():
@@ -341,27 +332,37 @@ def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str
         slot, sentences = [sentences[0]], sentences[1:]
     else:
         slot = []
+    found = _decide(set_name, slot, sentences, degree=True)
+    if found[0] is None and schema(set_name).concept:
+        # only degree denials ("no signs of very severe depression") were left: read them
+        # as denials of the condition, as before the degree rule
+        found = _decide(set_name, slot, sentences, degree=False)
+    return found
+
+
+def _decide(
+    set_name: str, slot: list[str], sentences: list[str], *, degree: bool
+) -> tuple[str | None, str, str]:
     for s in slot:
         for part in _sentences(s) or [s]:
-            found = _read_sentence(set_name, part, slot=True)
+            found = _read_sentence(set_name, part, slot=True, degree=degree)
             if found:
                 return found, "answer", part
     for s in sentences:
         if _LABEL_CUE.search(s) or _EXPLICIT_YES_NO.search(s):
-            found = _read_sentence(set_name, s)
+            found = _read_sentence(set_name, s, degree=degree)
             if found:
                 return found, "label statement", s
     for s in reversed(sentences):
         if _CONCLUSION.match(s):
-            found = _read_sentence(set_name, s)
+            found = _read_sentence(set_name, s, degree=degree)
             if found:
                 return found, "conclusion", s
     for s in sentences:
-        found = _read_sentence(set_name, s)
+        found = _read_sentence(set_name, s, degree=degree)
         if found:
             return found, "first claim", s
     sch = schema(set_name)
     if sch.none_class and _only_denials(set_name, slot + sentences):
         return sch.none_class, "only denials", ""
     return None, "no class stated", ""
-
