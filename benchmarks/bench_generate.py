@@ -21,21 +21,15 @@ Targets: ratio >= 1.5, eval's share outside generate <= 10%.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from statistics import median
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tiny_models
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if "IMHI_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "imhi").is_dir():
-    os.environ["IMHI_DATA_DIR"] = str(ROOT.parent / "shared" / "imhi")
+import offline  # noqa: F401  (first: HF offline variables, tiny_models on the path)
+
+# isort: split
 
 import lm_eval.evaluator  # noqa: E402, F401  (imports are process set-up, not timed)
 import lm_eval.tasks  # noqa: E402, F401
