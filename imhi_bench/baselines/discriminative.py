@@ -28,23 +28,24 @@ from pathlib import Path
 from imhi_bench.baselines.runner import BaselineRun
 from imhi_bench.baselines.spec import BaselineSpec
 from imhi_bench.benchmark.data import (
-    data_sha256,
     load_examples,
-    load_split,
+    load_pairs,
     missing_file_message,
     post_key,
     read_csv,
     resolve_data_dir,
     split_post,
 )
-from imhi_bench.benchmark.sets import GOLD_COLUMN, QUERY_COLUMN, get_set
+from imhi_bench.benchmark.sets import get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import sha256_file
+from imhi_bench.core.sample import seeded_sample
 from imhi_bench.models.identity import library_versions
 from imhi_bench.models.loading import explain_load_failure
 from imhi_bench.models.options import ModelOptions
+from imhi_bench.runs.evaluate import task_data_provenance
 from imhi_bench.runs.folder import check_output, sample_record, write_run_folder
-from imhi_bench.scoring.labeler.fit import fit_classifier, subsample
+from imhi_bench.scoring.labeler.fit import fit_classifier
 from imhi_bench.scoring.labeler.load import paper_to_canonical, predict_ids
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.schema import label_sentence
@@ -122,12 +123,10 @@ def released_data(name: str, root: Path, in_test: frozenset[str]) -> SetData | s
     for split in s.train_files:
         rel = split_path(name, split, FORMAT)
         files[rel] = sha256_file(root / rel)
-        rows = load_split(name, split, FORMAT, root)
-        kept = [(i, r) for i, r in enumerate(rows)
-                if post_key(r[QUERY_COLUMN]) not in in_test]
-        by_split[split] = [(query_input(name, r[QUERY_COLUMN]),
-                            gold_label(name, r[GOLD_COLUMN], f"{rel} row {i + 1}"))
-                           for i, r in kept]
+        rows = load_pairs(name, split, FORMAT, root)
+        kept = [(i, q, g) for i, (q, g) in enumerate(rows) if post_key(q) not in in_test]
+        by_split[split] = [(query_input(name, q), gold_label(name, g, f"{rel} row {i + 1}"))
+                           for i, q, g in kept]
         counts[f"{split}_dropped_in_test"] = len(rows) - len(kept)
     if "train" in by_split:
         train, select = by_split["train"], by_split["val"]
@@ -211,7 +210,7 @@ def fit_and_predict(spec: BaselineSpec, data: SetData, root: Path,
     shaped per-sample records, the set's fine-tuning provenance)."""
     name = data.set
     classes = list(get_set(name).classes)
-    train = subsample(data.train, spec.max_train, spec.seed)
+    train = seeded_sample(data.train, spec.max_train, spec.seed)
     log(f"{name}: fine-tuning {spec.encoder} on {len(train)} posts "
         f"({len(data.select)} select the epoch)")
 
@@ -237,14 +236,9 @@ def fit_and_predict(spec: BaselineSpec, data: SetData, root: Path,
                        "gold": e.gold},
                "target": e.gold, "arguments": [(t,)], "resps": [[g]], "filtered_resps": [g]}
               for e, g, t in zip(shown, gens, texts, strict=True)]
-    inp = SetInput(rows, {
-        "task": task_name(name, FORMAT),
-        "format": FORMAT,
-        "data_file": str(root / get_set(name).path(FORMAT)),
-        "data_sha256": data_sha256(name, FORMAT, root),
-        "rows": len(examples),
-        "complete": len(shown) == len(examples),
-    }, where=task_name(name, FORMAT))
+    task = task_name(name, FORMAT)
+    inp = SetInput(rows, task_data_provenance(task, root, len(shown), len(examples)),
+                   where=task)
     prov = {**data.provenance, "train_rows": len(train), "val_rows": len(data.select),
             "best_epoch": best_epoch,
             "val_accuracy": None if best_acc is None else round(best_acc, 2),

@@ -145,6 +145,17 @@ def load_split(
     return read_csv(path, cols)
 
 
+def load_pairs(
+    set_name: str, split: str, fmt: str = "instruction", data_dir: str | os.PathLike | None = None
+) -> list[tuple[str, str]]:
+    """(query, gold response) of each row of a released train/val file: the instruction
+    query, or the completion post + question (the shape of `test_complete`'s queries)."""
+    rows = load_split(set_name, split, fmt, data_dir)
+    if fmt == "instruction":
+        return [(r[QUERY_COLUMN], r[GOLD_COLUMN]) for r in rows]
+    return [(r["post"] + r["question"], r["response"]) for r in rows]
+
+
 @dataclass(frozen=True)
 class FileStatus:
     set: str
@@ -296,9 +307,7 @@ def demonstration_pool(set_name: str, fmt: str = "instruction",
     for split, paths in s.train_files.items():  # train before val, as released
         if not (root / paths[row_fmt]).is_file():
             continue
-        rows = [(r[QUERY_COLUMN], r[GOLD_COLUMN]) if row_fmt == "instruction"
-                else (r["post"] + r["question"], r["response"])
-                for r in load_split(s.name, split, row_fmt, root)]
+        rows = load_pairs(s.name, split, row_fmt, root)
         kept = [r for r in rows if post_key(r[0]) not in excluded]
         if kept:
             return DemoPool(s.name, fmt, split, (paths[row_fmt],), tuple(kept),

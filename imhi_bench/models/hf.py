@@ -39,7 +39,7 @@ from tqdm import tqdm
 from transformers import StoppingCriteriaList, StopStringCriteria
 
 from imhi_bench.models.batching import budget_batches
-from imhi_bench.models.prompts import encode_prompts
+from imhi_bench.models.prompts import encode_prompts, pad_prompts
 
 # Token budget per batch on CPU.  Measured on a shared 2-core CPU with a tiny Llama on 400
 # DR + SAD prompts (best of 3, 32 new tokens): 4096 -> 38.5 s, 8192 -> 34.3 s,
@@ -108,15 +108,8 @@ class ImhiHFLM(HFLM):
         return [e[-max_ctx:] if max_ctx and len(e) > max_ctx else e for e in ids]
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(s) for s in seqs)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        left = self.backend == "causal"
-        for row, s in enumerate(seqs):
-            start = width - len(s) if left else 0
-            input_ids[row, start:start + len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[row, start:start + len(s)] = 1
+        input_ids, mask = pad_prompts(seqs, self.tokenizer.pad_token_id,
+                                      causal=self.backend == "causal")
         return input_ids.to(self.device), mask.to(self.device)
 
     # ------------------------------------------------------------------ generation

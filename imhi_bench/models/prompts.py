@@ -50,3 +50,19 @@ def encode_prompts(tokenizer, texts: Sequence[str], *, causal: bool = True,
             for i, e in zip(idx, enc, strict=True):
                 ids[i] = list(e)
     return ids  # type: ignore[return-value]
+
+
+def pad_prompts(seqs: Sequence[Sequence[int]], pad_id: int, *, causal: bool = True):
+    """(input_ids, attention_mask) tensors of a batch of prompts: causal prompts are padded
+    on the left, so every row continues at its end; encoder prompts on the right, since
+    BART-style learned positions would shift under left padding."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        start = width - len(s) if causal else 0
+        input_ids[row, start:start + len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[row, start:start + len(s)] = 1
+    return input_ids, mask

@@ -283,12 +283,28 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
     return run
 
 
+def task_data_provenance(task: str, data_dir: Path, scored: int, rows: int) -> dict:
+    """A set's provenance in a run: the task, the released file its samples come from with
+    its sha256, its row count, and whether every row was scored."""
+    from imhi_bench.benchmark.data import data_sha256
+    from imhi_bench.tasks.names import parse_task
+
+    s, fmt = parse_task(task)
+    return {
+        "task": task,
+        "format": fmt,
+        "data_file": str(data_dir / s.path(fmt)),
+        "data_sha256": data_sha256(s.name, fmt, data_dir),
+        "rows": rows,
+        "complete": scored == rows,
+    }
+
+
 def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: str,
             run_dir: Path, data_dir: Path, apply_chat: bool,
             doc_counts: dict[str, int], *, fewshot: dict,
             fewshot_notes: list[str]) -> EvalRun:
     """lm-eval's logged samples -> the scoring pipeline -> the run's report and records."""
-    from imhi_bench.benchmark.data import data_sha256
     from imhi_bench.models.card import card_summary, read_card
     from imhi_bench.models.identity import (
         adapter_config_sha256,
@@ -309,14 +325,8 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         logged_by_task[task] = logged
         rows = [(x["doc"]["doc_id"], x["doc"]["gold"], x["filtered_resps"][0],
                  x["arguments"][0][0]) for x in logged]
-        inputs[s.name] = SetInput(rows, {
-            "task": task,
-            "format": fmt,
-            "data_file": str(data_dir / s.path(fmt)),
-            "data_sha256": data_sha256(s.name, fmt, data_dir),
-            "rows": doc_counts[task],
-            "complete": len(rows) == doc_counts[task],
-        }, where=task)
+        inputs[s.name] = SetInput(rows, task_data_provenance(task, data_dir, len(rows),
+                                                             doc_counts[task]), where=task)
         cfg = results.get("configs", {}).get(task, {})
         tasks_prov[task] = {
             "version": results.get("versions", {}).get(task, TASK_VERSION),

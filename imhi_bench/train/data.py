@@ -8,11 +8,10 @@ any format) are dropped, and counted: two dreaddit train queries are dreaddit te
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imhi_bench.benchmark.data import load_split, post_key, read_csv, resolve_data_dir, test_posts
+from imhi_bench.benchmark.data import load_pairs, post_key, read_csv, resolve_data_dir, test_posts
 from imhi_bench.benchmark.sets import (
     GOLD_COLUMN,
     QUERY_COLUMN,
@@ -22,6 +21,7 @@ from imhi_bench.benchmark.sets import (
 )
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import sha256_file
+from imhi_bench.core.sample import seeded_sample
 
 GROUPS = {"imhi": tuple(SETS), "imhi_general": tuple(s for s in SETS if s not in UNSEEN_SETS)}
 
@@ -98,18 +98,8 @@ def held_out_posts(root: Path) -> frozenset[str]:
 
 
 def _rows(set_name: str, split: str, fmt: str, root: Path) -> list[Example]:
-    rows = load_split(set_name, split, fmt, root)
-    if fmt == "instruction":
-        return [Example(set_name, r[QUERY_COLUMN], r[GOLD_COLUMN]) for r in rows]
-    return [Example(set_name, r["post"] + r["question"], r["response"]) for r in rows]
-
-
-def sample_rows(rows: list[Example], n: int | None, seed: int) -> list[Example]:
-    """A seeded sample of `n` rows, in their order (all when n is None or more)."""
-    if n is None or n >= len(rows):
-        return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in keep]
+    return [Example(set_name, query, gold)
+            for query, gold in load_pairs(set_name, split, fmt, root)]
 
 
 def load_train_data(sets: tuple[str, ...], fmt: str, *, data_dir: str | None = None,
@@ -134,8 +124,8 @@ def load_train_data(sets: tuple[str, ...], fmt: str, *, data_dir: str | None = N
             counts[f"{split}_dropped_in_test"] = len(rows) - len(kept)
             (data.train if split == "train" else data.val).extend(kept)
         data.counts[name] = counts
-    data.train = sample_rows(data.train, max_train, seed)
-    data.val = sample_rows(data.val, max_val, seed)
+    data.train = seeded_sample(data.train, max_train, seed)
+    data.val = seeded_sample(data.val, max_val, seed)
     if not data.train:
         raise ImhiError("no training rows are left after dropping those in the test sets")
     return data

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from transformers import Trainer, TrainerCallback
 
-from imhi_bench.models.prompts import encode_prompts, render_prompt
-from imhi_bench.train.data import Example, sample_rows
+from imhi_bench.core.sample import seeded_sample
+from imhi_bench.models.prompts import encode_prompts, pad_prompts, render_prompt
+from imhi_bench.train.data import Example
 from imhi_bench.train.recipe import Recipe
 
 
@@ -35,15 +36,8 @@ def generate(model, tokenizer, queries: Sequence[str], style, *, max_new_tokens:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
-                width = max(len(ids[i]) for i in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros_like(input_ids)
-                for row, i in enumerate(batch):
-                    n = len(ids[i])
-                    # causal prompts are left-padded so every row continues at its end
-                    cols = slice(width - n, width) if style.causal else slice(0, n)
-                    input_ids[row, cols] = torch.tensor(ids[i])
-                    mask[row, cols] = 1
+                input_ids, mask = pad_prompts([ids[i] for i in batch], pad, causal=style.causal)
+                width = input_ids.shape[1]
                 gen = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                                      max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
@@ -79,7 +73,7 @@ class F1Callback(TrainerCallback):
     process generates (a sharded model needs all of them); the main one logs."""
 
     def __init__(self, recipe: Recipe, tokenizer, val: Sequence[Example], style, log=print):
-        self.examples = sample_rows(list(val), recipe.f1_samples, recipe.seed)
+        self.examples = seeded_sample(val, recipe.f1_samples, recipe.seed)
         self.recipe, self.tokenizer, self.style, self.log = recipe, tokenizer, style, log
         self.trainer = None  # set by build_trainer: its `log` reaches every reporter
 

@@ -25,14 +25,6 @@ from imhi_bench.scoring.labeler.load import predict_ids
 Rows = Sequence[tuple[str, str]]  # (text, class name)
 
 
-def subsample(rows: list[tuple[str, str]], n: int | None, seed: int) -> list[tuple[str, str]]:
-    """At most `n` of `rows`, a seeded sample kept in file order; all of them if n is None."""
-    if n is None or n >= len(rows):
-        return rows
-    picked = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in picked]
-
-
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar length: shuffle, sort within chunks of 50 batches, then
     shuffle the batches (less padding, still random)."""

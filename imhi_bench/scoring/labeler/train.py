@@ -28,7 +28,8 @@ from imhi_bench.benchmark.data import load_split
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SETS, get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import atomic_write_json
-from imhi_bench.scoring.labeler.fit import accuracy, fit_classifier, save_classifier, subsample
+from imhi_bench.core.sample import seeded_sample
+from imhi_bench.scoring.labeler.fit import accuracy, fit_classifier, save_classifier
 from imhi_bench.scoring.labeler.load import PREDICT_MAX_LENGTH, Labeler
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.reader import explanation
@@ -128,7 +129,7 @@ def train_set(
     """Fine-tune one classifier on `split`; (model, tokenizer, report) with the best epoch
     (by select accuracy, label sentence removed) loaded."""
     classes = list(SETS[split.set].classes)
-    train_rows = subsample(split.train, opts.max_train, opts.seed)
+    train_rows = seeded_sample(split.train, opts.max_train, opts.seed)
     examples = training_texts(train_rows)
 
     def on_epoch(epoch: int, acc: float) -> None:
