@@ -274,9 +274,11 @@ def test_eval_records_into_the_store_with_quality_and_labeler(tiny_llama, tmp_pa
     assert reproduced_runs(url) == 1
 
 
-def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi_dir):
-    """Ctrl-C part-way through, then the same command: every generation made before the
-    interruption is reused, only the rest is generated."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_resumes_without_regenerating(sig, tiny_llama, tmp_path, imhi_dir):
+    """Ctrl-C (or SIGTERM, all a background job can be sent) part-way through, then the
+    same command: every generation made before the interruption is reused, only the rest is
+    generated."""
     cache = tmp_path / "cache"
     out = tmp_path / "run"
     args = [sys.executable, "-m", "imhi_bench", "eval", "--model", str(tiny_llama),
@@ -296,10 +298,10 @@ def test_interrupted_run_resumes_without_regenerating(tiny_llama, tmp_path, imhi
     while cached() < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
+    assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()  # no partial results
     assert reproduced_runs(db_url) == 0  # and no partial run in the store
     done = cached()

@@ -22,14 +22,16 @@ def _released_files(root):
                 out.append((s.name, p))
     for s in SETS.values():
         for split in s.train_files.values():
-            out.append((s.name, root / split["instruction"]))
+            if (root / split["instruction"]).is_file():
+                out.append((s.name, root / split["instruction"]))
     return out
 
 
 def test_every_released_gold_response_parses_to_its_own_class(imhi_dir):
     files = _released_files(imhi_dir)
-    # 8 sets x 2 test formats + 9 expert files + 8 instruction train/val files
-    assert len(files) == 33
+    # at least the shared copy's: 8 sets x 2 test formats + 9 expert files + 8 instruction
+    # train/val files (the full release adds SWMH's test files and Irf's, MultiWD's train)
+    assert len(files) >= 33
     total = 0
     for name, path in files:
         rows = read_csv(path, (QUERY_COLUMN, GOLD_COLUMN))
@@ -62,10 +64,13 @@ def _explanations(root, name, limit=None):
     return [(parse_gold(name, r[GOLD_COLUMN]), explanation(r[GOLD_COLUMN])) for r in rows[:limit]]
 
 
+# Measured (issue 16): DR 91.60%, dreaddit 94.20, loneliness 95.27, Irf 88.22, MultiWD
+# 92.18, SAD 87.57, CAMS 91.36, t-sid 96.56.  DR's floor sits half a point under: the
+# negation rules once cost it two rows (91.11%) unnoticed.
 @pytest.mark.parametrize(
     "name,floor",
-    [("DR", 0.88), ("dreaddit", 0.9), ("loneliness", 0.9), ("Irf", 0.83), ("MultiWD", 0.88),
-     ("SAD", 0.84), ("CAMS", 0.86), ("t-sid", 0.93)],
+    [("DR", 0.915), ("dreaddit", 0.93), ("loneliness", 0.94), ("Irf", 0.87), ("MultiWD", 0.91),
+     ("SAD", 0.86), ("CAMS", 0.90), ("t-sid", 0.95)],
 )
 def test_reads_label_from_explanation_alone(imhi_dir, name, floor):
     """Real outputs often start with 'Reasoning:' and state the class only in the text: the

@@ -90,9 +90,38 @@ def test_option_lists_are_not_claims(name, text, expected):
          "yes"),
         # where nothing else claims, the degree denial reads as today
         ("DR", "The post does not show signs of very severe depression.", "no"),
+        # ... and a later negation the rules must see as one: "lacks" denies its object, an
+        # infinitive ("evidence to suggest") is governed by the negation before it
+        ("DR", "The post does not exhibit strong indicators of very severe depression. While "
+               "the poster is annoyed, it lacks the profound hopelessness commonly associated "
+               "with very severe depression.", "no"),
+        ("DR", "The post does not provide enough evidence to suggest very severe depression.",
+         "no"),
+        ("dreaddit", "There is nothing in the post to indicate that the poster is stressed.",
+         "no"),
         ("dreaddit", "Therefore, the poster does not appear to be suffering from severe stress.",
          "no"),
     ],
 )
 def test_hedged_binary_answers(name, text, expected):
+    assert extract_label(name, text) == expected, explain_label(name, text)
+
+
+@pytest.mark.parametrize(
+    "name,text,expected",
+    [
+        # "lacks" negates; "lacking" and "lack" also name a symptom, and do not
+        ("DR", "The post lacks any sign of depression.", "no"),
+        ("Irf", "The poster feels empty and lacking a sense of belonging, which suggests a "
+                "risk of thwarted belongingness.", "yes"),
+        # a verb coordinated by "and" is a new predicate, out of the negation's reach
+        ("loneliness", "The poster lacks close friends and feels lonely.", "yes"),
+        ("DR", "The poster has no job and is depressed.", "yes"),
+        ("DR", "The poster is not sad and is not depressed.", "no"),
+        # an infinitive after "seems" is the clause's own predicate, not the negation's
+        ("DR", "The poster is not sleeping and this seems to indicate depression.", "yes"),
+        ("DR", "The post does not seem to indicate depression.", "no"),
+    ],
+)
+def test_negation_reach(name, text, expected):
     assert extract_label(name, text) == expected, explain_label(name, text)

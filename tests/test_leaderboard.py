@@ -20,7 +20,7 @@ from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SET
 from imhi_bench.cli.main import main
 from imhi_bench.leaderboard import data, queue_data, run_data
 from imhi_bench.store.engine import open_store, store_engine
-from imhi_bench.store.record import record_run
+from imhi_bench.store.record import record_run, record_scored
 from imhi_bench.store.reported import NOT_LOADED, load_reported
 from imhi_bench.store.tables import Model, Run, Sample, Submission
 
@@ -31,15 +31,23 @@ EVIL_POST = "<img src=x onerror=alert(1)> **not bold** [link](http://example.com
 CHROMIUM = "/usr/bin/chromium"
 
 
-def score_json(fmt: str = "instruction", **sets: float) -> dict:
+def score_json(fmt: str = "instruction", *, limit: int | None = None, **sets: float) -> dict:
+    """A score JSON as `eval` writes one: every set scored in full (its provenance says so),
+    or, with `limit`, the first `limit` samples of each."""
+    n = limit or 100
     return {
         "sets": {name: {"weighted_f1": f1, "weighted_f1_ci": [f1 - 2.5, f1 + 2.5],
-                        "accuracy": f1, "macro_f1": f1, "unparseable": 0, "n": 100,
+                        "accuracy": f1, "macro_f1": f1, "unparseable": 0, "n": n,
                         "bart_score": -3.0}
                  for name, f1 in sets.items()},
         "mean": {"weighted_f1": sum(sets.values()) / len(sets), "sets": len(sets)},
-        "provenance": {"format": fmt, "git_commit": "deadbeef"},
+        "provenance": {"format": fmt, "git_commit": "deadbeef", "limit": limit,
+                       "sets": {name: {"rows": 100, "complete": n == 100} for name in sets}},
     }
+
+
+def all_sets(base: float, sets=data.RANKED_SETS) -> dict[str, float]:
+    return {name: base + i for i, name in enumerate(sets)}
 
 
 def seed(url: str) -> dict[str, int]:
@@ -99,15 +107,25 @@ def test_table_rows_means_and_latest_only(url, seeded):
     x = table[table["model"] == "X"]
     assert len(x) == 1  # the newer run only
     row = x.iloc[0]
-    assert (row["DR"], row["CAMS"], row[data.MEAN_COLUMN], row["sets scored"]) == \
-        (90.0, 50.0, 70.0, 2)
+    # 2 of the 8 ranked sets: no ranked mean ("–"), its own mean over the two beside it
+    assert (row["DR"], row["CAMS"], row["sets scored"], row[data.OWN_MEAN_COLUMN]) == \
+        (90.0, 50.0, 2, 70.0)
+    assert pd_isna(row[data.MEAN_COLUMN]) and row[data.COVERAGE_COLUMN] == "complete"
     assert row["source"] == "reproduced" and row["date"] == "2024-06-01"
     assert row["size (B)"] == 13 and row["mean BART-score"] == -3.0
     chat = table[(table["model"] == "MentaLLaMA-chat-13B") & (table["source"] == "reported")]
     assert chat.iloc[0]["DR"] == 85.68
+    assert chat.iloc[0][data.MEAN_COLUMN] == round(sum(
+        (45.52, 85.68, 75.79, 76.49, 85.1, 75.11, 63.62, 75.31)) / 8, 2)
+    # the paper's own mean over its 10 sets stays visible, unranked
+    assert chat.iloc[0][data.OWN_MEAN_COLUMN] == round(sum(
+        (45.52, 52.61, 85.68, 75.79, 76.49, 85.1, 75.11, 63.62, 71.7, 75.31)) / 10, 2)
     roberta = table[table["model"] == "MentalRoBERTa"].iloc[0]
     assert pd_isna(roberta["Irf"]) and roberta["sets scored"] == 8  # "–": absent, not 0
-    assert table[data.MEAN_COLUMN].is_monotonic_decreasing
+    assert pd_isna(roberta[data.MEAN_COLUMN])  # 6 of the 8: not ranked above 8 of 8
+    means = table[data.MEAN_COLUMN]
+    assert means.notna().sum() == 2 and means.iloc[:2].notna().all()  # missing means last
+    assert means.dropna().is_monotonic_decreasing
     every = data.leaderboard_table(runs, scores, latest_only=False)
     assert sorted(every[every["model"] == "X"]["DR"]) == [10.0, 90.0]
 
@@ -124,10 +142,14 @@ def test_unseen_group_covers_only_the_unseen_sets(url, seeded):
     cols = data.visible_columns(["model", data.MEAN_COLUMN], UNSEEN_SETS)
     assert cols == ["model", data.MEAN_COLUMN, *UNSEEN_SETS]
     x = table[table["model"] == "X"].iloc[0]
-    assert x[data.MEAN_COLUMN] == 50.0  # CAMS only: DR is not an unseen set
-    # MentalRoBERTa has no Irf: its unseen mean is over CAMS, dreaddit, t-sid
-    rob = table[table["model"] == "MentalRoBERTa"].iloc[0]
-    assert rob[data.MEAN_COLUMN] == round((47.62 + 81.76 + 89.01) / 3, 2)
+    assert pd_isna(x[data.MEAN_COLUMN])  # CAMS only: DR is not an unseen set
+    # MentalRoBERTa has no Irf: 3 of the 4 unseen sets is no unseen mean, and it comes last
+    rob = table[table["model"] == "MentalRoBERTa"]
+    assert pd_isna(rob.iloc[0][data.MEAN_COLUMN])
+    ranked = table[table[data.MEAN_COLUMN].notna()]
+    assert len(ranked) == 6 and rob.index[0] >= len(ranked)
+    gen13 = table[table["model"] == "MentaLLaMA-chat-13B (IMHI-general)"].iloc[0]
+    assert gen13[data.MEAN_COLUMN] == round((27.22 + 71.98 + 65.51 + 70.7) / 4, 2)
 
 
 def test_filters(url, seeded):
@@ -249,9 +271,11 @@ def test_main_page_shows_reported_and_reproduced_rows(seeded):
     x = table[table["model"] == "X"].iloc[0]
     assert x["source"] == "reproduced" and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:8]) == ["model", "source", "type", "size (B)", "training data",
-                                       "format", "setting", data.MEAN_COLUMN]
-    assert list(table.columns[8:18]) == list(SET_NAMES)
+    assert list(table.columns[:9]) == ["model", "coverage", "source", "type", "size (B)",
+                                       "training data", "format", "setting", data.MEAN_COLUMN]
+    assert list(table.columns[9:17]) == list(data.RANKED_SETS)
+    assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
+                                "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"
     assert not [i for i in at.info if "Only the paper" in i.value]
 
@@ -298,7 +322,7 @@ def test_search_size_group_columns_sort_and_latest(seeded):
     irf = at.dataframe[0].value["Irf"].dropna()
     assert irf.is_monotonic_increasing and irf.iloc[0] == 30.0
 
-    at.sidebar.radio(key="group").set_value("all sets").run()
+    at.sidebar.radio(key="group").set_value("all 10 sets").run()
     at.sidebar.slider(key="size").set_value((0.125, 13.0)).run()
     at.sidebar.multiselect(key="columns").set_value(["model"]).run()
     at.sidebar.checkbox(key="latest").uncheck().run()
@@ -437,20 +461,268 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     assert_common(at)
     table = at.dataframe[0].value.set_index(["model", "source"])
     assert table.loc[("MentaLLaMA-chat-13B", "reported"), "DR"] == 85.68
-    x_dr = table.loc[("X", "reproduced"), "DR"]
-    assert 50 < x_dr < 100
+    # 50 of each file's rows: a partial run, recorded as such and not ranked by default
+    assert "X" not in set(at.dataframe[0].value["model"])
+    at.sidebar.checkbox(key="partial").check().run()
+    assert_common(at)
+    table = at.dataframe[0].value.set_index(["model", "source"])
+    x = table.loc[("X", "reproduced")]
+    assert 50 < x["DR"] < 100
+    assert x["coverage"] == "partial: scored DR 50 of 405, SAD 50 of 684"
     assert "Y" not in set(at.dataframe[0].value["model"])
     runs = open_store(url)
     with runs() as session:
         run = session.query(Run).join(Model).filter(Model.name == "X").one()
         assert run.format == "instruction"
         assert session.query(Sample).filter(Sample.run_id == run.id).count() == 100
+        assert run.complete is False
 
 
 def test_app_picks_up_a_new_run_on_the_next_load(url, seeded):
     assert "later" not in set(app().dataframe[0].value["model"])
     record_run(url, model={"name": "later"}, run={}, results=score_json(DR=1.0))
     assert "later" in set(app().dataframe[0].value["model"])
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def seed_mixed(url: str) -> dict[str, int]:
+    """The paper rows plus runs the ranking must not mix: a full run of the 8 public sets,
+    an `eval --limit 20` run and a worker `--limit 10` run (both scoring higher than
+    anything), a complete single-set run, and a run that says nothing of its coverage."""
+    factory = open_store(url)
+    load_reported(factory)
+    unknown = score_json(**all_sets(95.0))
+    del unknown["provenance"]["sets"]
+    for row in unknown["sets"].values():
+        row.pop("n")
+    return {
+        "full": record_run(factory, model={"name": "full"}, run={},
+                           results=score_json(**all_sets(70.0))),
+        "limit20": record_run(factory, model={"name": "limited-20"}, run={},
+                              results=score_json(limit=20, **all_sets(90.0))),
+        "limit10": record_run(factory, model={"name": "worker-10"},
+                              run={"finished_at": "2026-01-01T00:00:00"},
+                              results=score_json(limit=10, **all_sets(91.0))),
+        "single": record_run(factory, model={"name": "single"}, run={},
+                             results=score_json(DR=99.0)),
+        "unknown": record_run(factory, model={"name": "no-counts"}, run={}, results=unknown),
+    }
+
+
+PARTIAL = {"limited-20", "worker-10", "no-counts"}
+
+
+def greyed_rows(element) -> set[int]:
+    """Positions of the rows the app's Styler greys."""
+    import re
+
+    styles = element.proto.arrow_data.styler.styles
+    return {int(i) for i in re.findall(r"_row(\d+)_col0\b", styles)} if "9aa0a6" in styles \
+        else set()
+
+
+def test_partial_runs_are_recorded_as_such_and_not_ranked_by_default(url):
+    ids = seed_mixed(url)
+    with open_store(url)() as s:
+        stored = {k: (s.get(Run, i).complete, s.get(Run, i).coverage) for k, i in ids.items()}
+    assert stored == {
+        "full": (True, None), "single": (True, None),
+        "limit20": (False, "--limit 20"), "limit10": (False, "--limit 10"),
+        "unknown": (None, "samples scored unknown: " + ", ".join(data.RANKED_SETS)),
+    }
+    runs, scores = frames(url)
+    ranked = data.build_view(runs, scores, data.View())
+    assert not PARTIAL & set(ranked["model"])
+    assert set(ranked[data.COVERAGE_COLUMN]) == {"complete"}
+    shown = data.build_view(runs, scores, data.View(include_partial=True))
+    assert PARTIAL <= set(shown["model"])
+    # listed after every ranked row, although they score higher
+    assert list(shown["model"])[-3:] == ["no-counts", "worker-10", "limited-20"]  # by mean
+    badge = shown.set_index("model")[data.COVERAGE_COLUMN]
+    assert badge["limited-20"] == "partial: --limit 20"
+    assert badge["no-counts"].startswith("unknown: samples scored unknown: CAMS")
+    # the single-set run is complete: in the ranking, but with no mean, after the means
+    single = ranked[ranked["model"] == "single"].iloc[0]
+    assert pd_isna(single[data.MEAN_COLUMN]) and single["sets scored"] == 1
+    assert list(ranked["model"][:3]) == ["full", "MentaLLaMA-chat-13B", "ChatGPT"]
+    # a later partial try of a model never hides its complete run
+    record_run(url, model={"name": "full"}, run={},
+               results=score_json(limit=5, **all_sets(10.0)))
+    runs, scores = frames(url)
+    again = data.build_view(runs, scores, data.View())
+    assert again[again["model"] == "full"].iloc[0][data.MEAN_COLUMN] == 73.5
+
+
+def test_app_hides_partial_runs_until_the_toggle_then_greys_them(url):
+    seed_mixed(url)
+    at = app()
+    assert_common(at)
+    table = at.dataframe[0].value
+    assert not PARTIAL & set(table["model"]) and "full" in set(table["model"])
+    assert greyed_rows(at.dataframe[0]) == set()
+    assert at.dataframe[0].proto.placeholder == "–"  # missing values, never "None"
+    at.sidebar.checkbox(key="partial").check().run()
+    assert_common(at)
+    table = at.dataframe[0].value
+    assert PARTIAL <= set(table["model"])
+    unranked = {i for i, badge in enumerate(table["coverage"]) if badge != "complete"}
+    assert len(unranked) == 3 and greyed_rows(at.dataframe[0]) == unranked
+    assert min(unranked) == len(table) - 3  # after the ranked rows
+    assert any("Greyed rows are partial" in c.value for c in at.caption)
+    # the model page says it too
+    at.sidebar.radio(key="page").set_value("Model").run()
+    labels = at.selectbox(key="model_run").options
+    limited = next(o for o in labels if o.startswith("limited-20 ("))
+    assert limited.endswith("; partial: --limit 20)")
+    at.selectbox(key="model_run").set_value(
+        at.selectbox(key="model_run").options[labels.index(limited)]).run()
+    assert_common(at)
+    assert "Coverage: partial: --limit 20 (not ranked on the leaderboard)" in \
+        [t.value for t in at.text]
+
+
+def test_a_store_of_partial_runs_only_says_where_they_are(url):
+    record_run(url, model={"name": "smoke"}, run={}, results=score_json(limit=5, DR=50.0))
+    at = app()
+    assert_common(at)
+    assert at.dataframe[0].value.empty
+    assert any("Show partial runs" in i.value for i in at.info)
+    at.sidebar.checkbox(key="partial").check().run()
+    assert list(at.dataframe[0].value["model"]) == ["smoke"]
+    assert not any("Show partial runs" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("group", list(data.SET_GROUPS))
+def test_every_ranked_mean_is_over_the_same_sets(url, group):
+    seed_mixed(url)
+    seed_more = open_store(url)
+    record_run(seed_more, model={"name": "unseen-only"}, run={},
+               results=score_json(**all_sets(40.0, UNSEEN_SETS)))
+    runs, scores = frames(url)
+    sets = list(data.SET_GROUPS[group])
+    assert sets == [s for s in SET_NAMES if s in sets]  # one set order everywhere
+    table = data.build_view(runs, scores, data.View(group=group))
+    assert list(table.columns).index(data.MEAN_COLUMN) + 1 == list(table.columns).index(sets[0])
+    has_mean = table[data.MEAN_COLUMN].notna()
+    for _, row in table[has_mean].iterrows():
+        assert row[sets].notna().all()
+        assert row[data.MEAN_COLUMN] == round(sum(row[sets]) / len(sets), 2)
+    assert table[~has_mean][sets].isna().any(axis=1).all()  # "–" only when a set is missing
+    assert not has_mean[has_mean.sum():].any()  # every row without a mean after those with
+    means = dict(zip(table["model"] + "|" + table["setting"].fillna(""),
+                     table[data.MEAN_COLUMN], strict=True))
+    if group == "unseen tasks (paper Table 3)":
+        assert pd_isna(means["MentalRoBERTa|"])  # 3 of the 4 unseen sets
+        assert means["unseen-only|"] == 41.5
+    else:
+        assert pd_isna(means["MentalRoBERTa|"])  # 6 of the 8 (or 8 of 10) sets
+        assert not pd_isna(means["MentaLLaMA-chat-13B|"])
+        assert pd_isna(means["unseen-only|"])
+
+
+def test_csv_command_writes_the_apps_default_ranked_table(url, tmp_path, capsys):
+    seed_mixed(url)
+    out = tmp_path / "out" / "ranked.csv"
+    assert main(["leaderboard", "--db", url, "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and NON_CLINICAL_NOTICE in printed
+    at = app()
+    assert_common(at)
+    shown = at.dataframe[0].value
+    # byte for byte what the app's Download CSV gives for its first view
+    assert out.read_bytes() == data.to_csv_bytes(shown)
+    import pandas as pd
+
+    written = pd.read_csv(out)
+    assert list(written.columns) == list(shown.columns)
+    assert list(written["model"]) == list(shown["model"])
+    assert not PARTIAL & set(written["model"]) and "full" in set(written["model"])
+    assert not list(tmp_path.glob("out/.*"))  # no temporary file left behind
+    # a folder is refused in one line, and nothing is written
+    assert main(["leaderboard", "--db", url, "--csv", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_same_named_folders_get_distinct_default_names(url, tmp_path):
+    """Two checkpoints in folders both named `llama`, recorded as `eval` records them (its
+    `after_run`, no --name): two models with two names, each found again by its path."""
+    from types import SimpleNamespace
+
+    from imhi_bench.cli import eval as eval_cli
+
+    def eval_run(folder: Path, f1: float) -> int:
+        report = score_json(**all_sets(f1))
+        report["provenance"]["model_resolved"] = str(folder.resolve())
+        args = SimpleNamespace(no_db=False, db=url, adapter=None, model=str(folder),
+                               name=None, revision=None, dtype="auto")
+        return eval_cli.after_run(SimpleNamespace(report=report, samples={}), args)
+
+    a, b = tmp_path / "a" / "llama", tmp_path / "b" / "llama"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    assert eval_cli.model_label(str(a)) == eval_cli.model_label(str(b)) == "llama"
+    ids = [eval_run(a, 60.0), eval_run(b, 50.0), eval_run(b, 55.0), eval_run(a, 65.0)]
+    with open_store(url)() as s:
+        models = [s.get(Run, i).model for i in ids]
+    digest = __import__("hashlib").sha256(str(b.resolve()).encode()).hexdigest()[:8]
+    assert [m.name for m in models] == ["llama", f"llama-{digest}", f"llama-{digest}", "llama"]
+    assert models[0].id == models[3].id and models[1].id == models[2].id
+    # --name is taken as given
+    args = SimpleNamespace(no_db=False, db=url, adapter=None, model=str(b), name="mine",
+                           revision=None, dtype="auto")
+    report = score_json(DR=1.0)
+    report["provenance"]["model_resolved"] = str(b.resolve())
+    mine = eval_cli.after_run(SimpleNamespace(report=report, samples={}), args)
+    with open_store(url)() as s:
+        assert s.get(Run, mine).model.name == "mine"
+    # a hub id at another revision is told apart by it
+    hub = [record_scored(url, score_json(DR=1.0), {}, unique_name=True,
+                         model={"name": "org/m", "path": "org/m", "revision": rev})
+           for rev in ("1111111111111111", "2222222222222222")]
+    with open_store(url)() as s:
+        assert [s.get(Run, i).model.name for i in hub] == ["org/m", "org/m@222222222222"]
+    at = app()
+    assert_common(at)
+    names = list(at.dataframe[0].value["model"])
+    assert names.count("llama") == 1 and names.count(f"llama-{digest}") == 1
+
+
+def test_eval_help_and_readme_say_the_same_default_name():
+    import re
+
+    from imhi_bench.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    name = next(a for a in sub.choices["eval"]._actions if "--name" in a.option_strings)
+    said = " ".join(name.help.split())
+    assert "folder name or hub id" in said and "short hash of its path" in said
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert re.search(r"folder name or hub id, plus a short hash of its path", readme)
+
+
+def test_sets_metrics_and_samples_in_one_order_and_scale(url):
+    factory = open_store(url)
+    results = score_json(dreaddit=60.0, Irf=50.0, DR=70.0)
+    results["sets"]["DR"].update(bertscore_f1=0.61, rougeL=0.3, consistency=0.9)
+    rid = record_run(factory, model={"name": "q"}, run={}, results=results, samples=[
+        {"set": name, "doc_id": i, "prompt": f"{name} {i}", "generation": "yes",
+         "gold": "yes", "gold_label": "yes", "label": "yes", "correct": True}
+        for name in ("Irf", "dreaddit", "DR") for i in range(2)])
+    engine = store_engine(factory)
+    order = ["DR", "dreaddit", "Irf"]  # SET_NAMES order; by bytes "Irf" < "dreaddit"
+    metrics = run_data.run_results(engine, rid)
+    assert list(metrics["set"]) == order
+    dr = metrics.set_index("set").loc["DR"]
+    assert (dr["BERTScore (%)"], dr["ROUGE-L (%)"], dr["consist. (%)"]) == (61.0, 30.0, 90.0)
+    assert "BARTScore (log-lik., <= 0)" in metrics.columns
+    page, _ = run_data.load_samples(engine, rid, limit=10)
+    assert list(dict.fromkeys(page["set"])) == order
+    assert run_data.sample_sets(engine, rid) == order
+    assert run_data.mean_text({"weighted_f1": 60.0, "bertscore_f1": 0.5}) == \
+        "weighted_f1 60.0, bertscore_f1 50.00%"
 
 
 # --------------------------------------------------------------------------- command
@@ -607,6 +879,9 @@ def _grid_rows(page) -> list[list[str]]:
 def test_served_app_in_a_real_browser(tmp_path, url, seeded):
     from playwright.sync_api import sync_playwright
 
+    for i in range(5):  # more rows than the grid's default 10-row box
+        record_run(url, model={"name": f"extra-{i}"}, run={},
+                   results=score_json(**all_sets(30.0 + i)))
     port = _free_port()
     log = tmp_path / "leaderboard.log"
     with open(log, "w") as out:
@@ -644,6 +919,10 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
                 assert float(chat[header.index("DR")]) == 85.68
                 assert float(by_model[("X", "reproduced")][header.index("DR")]) == 90.0
                 assert (EVIL, "reproduced") in by_model  # shown as the literal text
+                # every row is on screen: the grid is as tall as its rows, no scroll box
+                assert len(rows) == 16 and ("extra-0", "reproduced") in by_model
+                box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+                assert box["height"] >= 16 * 35
                 page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
 
                 # the model page of the hostile name: still text, still the notice

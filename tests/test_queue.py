@@ -297,16 +297,23 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     for p in procs:
         out, err = p.communicate(timeout=400)
         assert p.returncode == 0, err[-3000:]
-        assert NON_CLINICAL_NOTICE in out
+        assert NON_CLINICAL_NOTICE in out and "Traceback" not in err
         outs.append(out)
+    # each finished job's score table follows its FINISHED line
+    for out in outs:
+        lines = out.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("FINISHED "):
+                assert lines[i + 1].split()[:3] == ["set", "n", "wF1"]
+                assert lines[i + 3].split()[:2] == ["DR", "2"]
     claimed = [line.split()[1] for out in outs for line in out.splitlines()
                if line.startswith("claimed ")]
     assert sorted(claimed) == sorted(ids)  # each job claimed once, by one of the two
     listing = status_json(url, capsys)
     assert [r["id"] for r in listing] == ids  # oldest first
     for r in listing:
-        assert set(r) == {"id", "name", "model", "revision", "status", "runs", "error",
-                          "submitted", "finished"}
+        assert set(r) == {"id", "name", "model", "revision", "status", "runs", "run_id",
+                          "weighted_f1", "error", "submitted", "finished"}
         assert (r["status"], r["runs"], r["error"]) == ("FINISHED", 1, None)
         assert r["revision"].startswith("sha256:") and r["finished"].endswith("Z")
     assert runs_per_submission(url) == {i: 1 for i in ids}
@@ -323,6 +330,16 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
             assert run.provenance["submission"]["id"] == sub_id
             assert run.provenance["limit"] == 2 and run.tasks == ["DR"]
             assert (env["dir"] / "runs" / sub_id / "imhi_results.json").is_file()
+            [r] = [r for r in listing if r["id"] == sub_id]
+            assert r["run_id"] == run.id
+            assert r["weighted_f1"] == pytest.approx(run.mean["weighted_f1"])
+    # the table shows them too
+    assert main(["status", "--db", url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:6] == ["id", "name", "status", "runs", "run", "wF1"]
+    for r in listing:
+        [line] = [t for t in table if t.startswith(r["id"])]
+        assert line.split()[3:6] == ["1", str(r["run_id"]), f"{r['weighted_f1']:.2f}"]
 
 
 def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it(
@@ -412,13 +429,95 @@ def test_a_broken_model_fails_its_job_not_the_worker(sqlite_url, models, env, ca
         return real(opts, log=log)
 
     monkeypatch.setattr(runner, "run_eval", flaky)
+    monkeypatch.delenv("IMHI_DEBUG", raising=False)
+    capsys.readouterr()
     assert main(["worker", "--drain", "--db", url, *SMOKE]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    assert (f"FAILED {first}: evaluation crashed: RuntimeError: CUDA error: device-side "
+            "assert triggered") in captured.out
     state = {r["id"]: r for r in status_json(url, capsys)}
     assert state[first]["status"] == "FAILED"
     assert state[first]["error"] == ("evaluation crashed: RuntimeError: CUDA error: "
                                      "device-side assert triggered")
     assert (state[second]["status"], state[second]["runs"]) == ("FINISHED", 1)
     assert calls == [first, second]
+
+
+def test_weights_that_fail_to_load_fail_the_job_in_one_line(sqlite_url, models, env, tmp_path,
+                                                             capsys, monkeypatch):
+    """Submit does not load the weights: ones that do not fit the config fail the load in
+    the worker, which marks the job FAILED with one line and prints no traceback."""
+    broken = shutil.copytree(models[0], tmp_path / "broken")
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg["intermediate_size"] += 8  # the weights no longer fit the architecture
+    (broken / "config.json").write_text(json.dumps(cfg))
+    sub = submit(sqlite_url, broken, "broken")
+    monkeypatch.delenv("IMHI_DEBUG", raising=False)
+    capsys.readouterr()
+    assert main(["worker", "--once", "--db", sqlite_url, *SMOKE]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    assert "done: 0 finished, 1 failed" in captured.out
+    r = rows(open_store(sqlite_url))[sub]
+    assert r["status"] == "FAILED" and "\n" not in r["error"]
+    # the loader's one line, or the worker's for an exception nothing named
+    assert r["error"].startswith(("cannot load model", "evaluation crashed: ")), r["error"]
+    assert f"FAILED {sub}: {r['error']}" in captured.out
+
+
+def test_a_crash_s_traceback_is_shown_only_when_debugging(sqlite_url, models, env, capsys,
+                                                          monkeypatch):
+    from imhi_bench.runs import evaluate as runner
+
+    def crash(opts, log=print):
+        raise ValueError("shape mismatch\nin layer 3")
+
+    monkeypatch.setattr(runner, "run_eval", crash)
+    subs = [submit(sqlite_url, models[i], f"crash{i}") for i in range(2)]
+    monkeypatch.delenv("IMHI_DEBUG", raising=False)
+    capsys.readouterr()
+    assert main(["worker", "--once", "--db", sqlite_url]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setenv("IMHI_DEBUG", "1")
+    assert main(["worker", "--once", "--db", sqlite_url]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ValueError: shape mismatch" in err
+    state = rows(open_store(sqlite_url))
+    assert [state[s]["error"] for s in subs] == \
+        ["evaluation crashed: ValueError: shape mismatch"] * 2
+
+
+def test_bad_worker_options_claim_nothing(sqlite_url, models, env, tmp_path, capsys):
+    """An option that would fail every job (an unknown task, a bad --limit, data missing)
+    stops the worker before it claims anything: exit 2, the queue untouched."""
+    sub = submit(sqlite_url, models[0], "waiting")
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    cases = [
+        (["--tasks", "imhi_nope"], "unknown task 'imhi_nope'"),
+        (["--tasks", " , "], "--tasks is empty"),
+        (["--limit", "0"], "--limit must be a positive"),
+        (["--limit", "-3"], "--limit must be a positive"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["--bootstrap", "-1"], "--bootstrap -1"),
+        (["--batch-size", "many"], "--batch-size 'many'"),
+        (["--poll", "0"], "--poll must be a positive"),
+        (["--data-dir", str(tmp_path / "no-data")], "no data for any task"),
+        (["--tasks", "imhi_dr", "--data-dir", str(tmp_path / "no-data")], "file is missing"),
+        (["--submissions-dir", str(plain / "sub")], "is a file, not a folder"),
+    ]
+    for mode in ("--once", "--drain"):
+        for extra, message in cases:
+            capsys.readouterr()
+            assert main(["worker", mode, "--db", sqlite_url, *extra]) == 2, extra
+            captured = capsys.readouterr()
+            [line] = captured.err.strip().splitlines()
+            assert line.startswith("imhi-bench: error:") and message in line, (extra, line)
+            assert "claimed" not in captured.out
+    r = rows(open_store(sqlite_url))[sub]
+    assert (r["status"], r["attempts"], r["worker"], r["error"]) == ("PENDING", 0, None, None)
+    assert not (env["dir"] / "runs").exists()
 
 
 def test_a_stopped_worker_gives_its_job_back_at_once(sqlite_url, models, env, monkeypatch):
@@ -432,8 +531,67 @@ def test_a_stopped_worker_gives_its_job_back_at_once(sqlite_url, models, env, mo
     monkeypatch.setattr(runner, "run_eval", interrupted)
     assert main(["worker", "--once", "--db", url, *SMOKE]) == 130
     r = rows(open_store(url))[sub]
-    assert (r["status"], r["worker"], r["attempts"]) == ("PENDING", None, 1)
+    # a clean stop is not a crash: the claim is taken back from attempts
+    assert (r["status"], r["worker"], r["attempts"]) == ("PENDING", None, 0)
     assert "its worker was stopped" in r["error"]
+
+
+def test_graceful_stops_do_not_count_as_crashes(sqlite_url):
+    """SIGTERM, SIGTERM, kill -9: one crash, so the job goes back to PENDING, not FAILED."""
+    factory = open_store(sqlite_url)
+    sub = add(factory, "stopped-twice")
+    later = utcnow() + _dt.timedelta(hours=1)
+    for worker_id in ("W1", "W2"):
+        job = queue.claim(factory, worker_id)
+        assert job.attempt == 1
+        assert queue.release(factory, job, "requeued: its worker was stopped")
+        assert rows(factory)[sub]["attempts"] == 0
+    crashed = queue.claim(factory, "W3")
+    assert crashed.attempt == 1
+    assert queue.requeue_stale(factory, 60, now=later) == [sub]
+    r = rows(factory)[sub]
+    assert (r["status"], r["attempts"]) == ("PENDING", 1)
+    # two more crashes, with clean stops in between, fail it: crashes are what count
+    for n in (2, 3):
+        stopped = queue.claim(factory, f"S{n}")
+        assert queue.release(factory, stopped, "stopped")
+        job = queue.claim(factory, f"C{n}")
+        assert job.attempt == n
+        later += _dt.timedelta(hours=1)
+        assert queue.requeue_stale(factory, 60, now=later) == ([sub] if n < 3 else [])
+    r = rows(factory)[sub]
+    assert r["status"] == "FAILED" and "stopped responding 3 times" in r["error"]
+
+
+def test_a_worker_reclaiming_a_job_after_a_release_is_a_new_claim(sqlite_url):
+    """After a release the attempt number comes back: the same worker's next claim of the
+    job has the same (worker, attempt) but is still a claim of its own (claim time), and a
+    slow worker whose claim was lost and given back by another stays fenced out."""
+    factory = open_store(sqlite_url)
+    sub = add(factory, "m")
+    first = queue.claim(factory, "A")
+    assert queue.release(factory, first, "stopped")
+    time.sleep(0.002)  # distinct claim times (microseconds) on any clock
+    second = queue.claim(factory, "A")
+    assert (second.worker, second.attempt) == (first.worker, first.attempt)
+    assert not queue.beat(factory, first)
+    assert not queue.release(factory, first, "late")
+    assert queue.beat(factory, second)
+    # A goes silent, B takes over and is stopped: attempts is back to A's number
+    later = utcnow() + _dt.timedelta(hours=1)
+    assert queue.requeue_stale(factory, 60, now=later) == [sub]
+    b = queue.claim(factory, "B")
+    assert b.attempt == 2
+    assert queue.release(factory, b, "stopped")
+    assert rows(factory)[sub]["attempts"] == 1 == second.attempt
+    assert not queue.beat(factory, second)  # PENDING, not A's
+    with pytest.raises(queue.LostClaim):
+        queue.finish(factory, second, fake_record(factory))
+    c = queue.claim(factory, "C")
+    assert not queue.fail(factory, second, "late failure")
+    queue.finish(factory, c, fake_record(factory))
+    r = rows(factory)[sub]
+    assert (r["status"], r["runs"]) == ("FINISHED", 1)
 
 
 def test_worker_runs_a_hub_submission_pinned_to_a_cached_commit(sqlite_url, models, env,

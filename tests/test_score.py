@@ -189,3 +189,152 @@ def test_bad_quality_options_fail_before_any_work(tmp_path, capsys):
     assert main(["score", "--predictions", str(tmp_path), "--labeler",
                  str(tmp_path / "none"), "--json", str(out)]) == 2
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- lm-eval JSONL
+
+
+def _dr_records(imhi_dir, n=3):
+    ex = load_examples("DR", "instruction", imhi_dir)[:n]
+    return [{"doc_id": i, "doc": {"gold": e.gold, "set": "DR"}, "resps": [[e.gold]],
+             "filtered_resps": [e.gold]} for i, e in enumerate(ex)]
+
+
+@pytest.mark.parametrize("line, message", [
+    (b'{"doc": {"gold": "yes", "set": "DR"}, "resps": [["caf\xe9"]]}',
+     "samples_imhi_dr.jsonl:3 is not UTF-8 text (bad byte at column 54)"),
+    (b'{"doc": {"gold": "yes"', "samples_imhi_dr.jsonl:3 is not valid JSON"),
+    (b'{"doc": {"gold": "yes", "set": 5}}',
+     "samples_imhi_dr.jsonl:3: doc.set is 5, not a set name"),
+    (b'{"doc": {"gold": "yes", "set": ["DR"]}}',
+     'samples_imhi_dr.jsonl:3: doc.set is ["DR"], not a set name'),
+    (b'{"doc": {"gold": "yes", "set": "depression"}}',
+     "samples_imhi_dr.jsonl:3: unknown IMHI set 'depression' in doc.set"),
+    (b'{"doc": "DR"}', 'samples_imhi_dr.jsonl:3: "doc" is a JSON string, not an object'),
+    (b'["DR", "yes"]', "samples_imhi_dr.jsonl:3 is a JSON array, not an lm-eval sample"),
+    (b'{"doc": {"gold": 1}}', "samples_imhi_dr.jsonl:3 has no gold response"),
+    (b'{"doc": {"gold": "yes"}, "doc_id": "seven"}',
+     "samples_imhi_dr.jsonl:3: doc_id 'seven' is not an integer"),
+])
+def test_bad_lm_eval_sample_lines_name_file_and_line(imhi_dir, tmp_path, capsys, line, message):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    good = "".join(json.dumps(r) + "\n" for r in _dr_records(imhi_dir, 2)).encode()
+    (folder / "samples_imhi_dr.jsonl").write_bytes(good + line + b"\n")
+    out = tmp_path / "r.json"
+    assert main(["score", "--predictions", str(folder), "--json", str(out), "--name", "m",
+                 "--db", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    [only] = err.strip().splitlines()
+    assert only.startswith("imhi-bench: error: ") and message in only, only
+    assert "Traceback" not in err and not out.exists()
+
+
+def _runs_in(db) -> int:
+    from sqlalchemy import func, select
+
+    from imhi_bench.store.engine import open_store
+    from imhi_bench.store.tables import Run
+
+    factory = open_store(str(db))
+    with factory() as s:
+        return s.scalar(select(func.count()).select_from(Run))
+
+
+@pytest.fixture
+def dr_preds(imhi_dir, tmp_path):
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    ex = load_examples("DR", "instruction", imhi_dir)[:8]
+    _write_imhi_py(preds / "DR.csv", [e.gold for e in ex], [e.gold for e in ex])
+    return preds
+
+
+@pytest.mark.parametrize("where, message", [
+    ("plain/out.json", "plain is a file, not a folder"),
+    ("plain/deeper/out.json", "plain is a file, not a folder"),
+    ("/proc/imhi-out.json", "cannot create files in /proc"),
+    ("folder", "is a folder: pass a file path"),
+    ("/dev/null", "is not a regular file"),
+])
+def test_an_unwritable_json_path_fails_before_anything_is_recorded(dr_preds, tmp_path, capsys,
+                                                                  where, message):
+    (tmp_path / "plain").write_text("a file")
+    (tmp_path / "folder").mkdir()
+    target = where if where.startswith("/") else str(tmp_path / where)
+    db = tmp_path / "s.sqlite"
+    assert main(["score", "--predictions", str(dr_preds), "--name", "m", "--db", str(db),
+                 "--json", target]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("imhi-bench: error: --json ") and message in line, line
+    assert not db.exists()  # checked before the store was even opened
+    assert (tmp_path / "plain").read_text() == "a file"
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_the_run_is_recorded_with_its_json_or_not_at_all(dr_preds, tmp_path, capsys,
+                                                        monkeypatch):
+    from imhi_bench.cli import score as score_cli
+
+    db = tmp_path / "s.sqlite"
+    out = tmp_path / "new" / "r.json"
+    real = score_cli.atomic_write_json
+
+    def full_disk(path, obj):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(score_cli, "atomic_write_json", full_disk)
+    assert main(["score", "--predictions", str(dr_preds), "--name", "m", "--db", str(db),
+                 "--json", str(out)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in line and "nothing was recorded" in line
+    assert _runs_in(db) == 0 and not out.exists()
+
+    monkeypatch.setattr(score_cli, "atomic_write_json", real)
+    assert main(["score", "--predictions", str(dr_preds), "--name", "m", "--db", str(db),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "recorded as run" in printed
+    assert printed.rstrip().endswith(NON_CLINICAL_NOTICE)
+    assert _runs_in(db) == 1 and json.loads(out.read_text())["sets"]["DR"]["n"] == 8
+
+
+def test_a_failed_commit_takes_the_new_json_away(dr_preds, tmp_path, capsys):
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from imhi_bench.core.errors import ImhiError
+
+    def boom(session):
+        raise ImhiError("simulated store failure at commit")
+
+    db = tmp_path / "s.sqlite"
+    out = tmp_path / "r.json"
+    event.listen(Session, "before_commit", boom)
+    try:
+        rc = main(["score", "--predictions", str(dr_preds), "--name", "m", "--db", str(db),
+                   "--json", str(out)])
+    finally:
+        event.remove(Session, "before_commit", boom)
+    assert rc == 2 and "simulated store failure" in capsys.readouterr().err
+    assert not out.exists() and _runs_in(db) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", ""], "--name is empty"),
+    (["--name", "   "], "--name is empty"),
+    (["--name", "x" * 201], "--name is longer than 200 characters"),
+    (["--name", "a\nb"], "holds control characters"),
+    (["--bootstrap", "-5"], "--bootstrap -5: give 0 (no CI) or more"),
+    (["--name", "m", "--db", "nosuch+driver://x"], "unknown database kind"),
+])
+def test_bad_score_options_write_and_record_nothing(dr_preds, tmp_path, capsys, args, message):
+    out = tmp_path / "r.json"
+    db = tmp_path / "s.sqlite"
+    argv = ["score", "--predictions", str(dr_preds), "--json", str(out)] + args
+    if "--db" not in args:
+        argv += ["--db", str(db)]
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("imhi-bench: error: ") and message in line, line
+    assert not out.exists() and not db.exists()

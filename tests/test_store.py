@@ -93,7 +93,7 @@ def test_url_precedence_explicit_then_env_then_user_data_dir(monkeypatch, tmp_pa
 
 
 def test_bad_urls_are_one_line_errors(tmp_path):
-    with pytest.raises(ImhiError, match="invalid database URL"):
+    with pytest.raises(ImhiError, match="cannot read the store URL"):
         resolve_db_url("://nonsense")
     with pytest.raises(ImhiError, match="unknown database kind"):
         make_engine("nosuchdb://host/x")
@@ -340,6 +340,127 @@ def test_reproduced_run_of_a_reported_model_stays_apart(url):
     load_reported(factory)
     with factory() as s:
         assert s.get(Run, rid) is not None  # refreshing reported rows never touches it
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def coverage(counts: dict, provenance: dict | None = None, tasks=None, fmt="instruction",
+             source="reproduced"):
+    return record.run_coverage(source=source, tasks=tasks or list(counts), fmt=fmt,
+                               provenance=provenance, counts=counts)
+
+
+def test_run_coverage_rule():
+    whole = {"sets": {"DR": {"rows": 405, "complete": True}, "SAD": {"complete": True}}}
+    assert coverage({"DR": 405, "SAD": 684}, whole) == (True, None)
+    # --limit: partial, unless every set is known to be whole anyway (a limit above its rows)
+    cut = {"limit": 20, "sets": {"DR": {"rows": 405, "complete": False}}}
+    assert coverage({"DR": 20}, cut) == (False, "--limit 20")
+    assert coverage({"DR": 405}, {"limit": 5000, **whole}) == (True, None)
+    assert coverage({"DR": 20}, {"limit": 20}) == (False, "--limit 20")
+    # a set cut short, by its provenance or by n against the released file's rows
+    assert coverage({"DR": 50}, {"sets": {"DR": {"complete": False}}}) == \
+        (False, "scored DR 50 of 405")
+    assert coverage({"SAD": 684, "DR": 100}) == (False, "scored DR 100 of 405")
+    assert coverage({"DR": 405, "SAD": 684}) == (True, None)
+    assert coverage({"DR": 35}, fmt="expert") == (True, None)
+    # a set it claims but did not score
+    assert coverage({"DR": 405}, tasks=["DR", "SAD"]) == (False, "not scored: SAD")
+    # nothing says how many samples: unknown (NULL), not complete
+    assert coverage({"DR": None}) == (None, "samples scored unknown: DR")
+    assert coverage({"swmh": 900}) == (None, "samples scored unknown: swmh")
+    assert coverage({"swmh": 900}, {"sets": {"swmh": {"rows": 900}}}) == (True, None)
+    # the paper's rows are the full test sets
+    assert coverage({"DR": None}, source="reported") == (True, None)
+    long = coverage({n: 1 for n in SET_NAMES}, {"sets": {n: {"complete": False}
+                                                          for n in SET_NAMES}})
+    assert long[0] is False and len(long[1]) <= record.COVERAGE_LIMIT
+
+
+def test_released_row_counts_match_the_files(imhi_dir):
+    from imhi_bench.benchmark.data import check
+
+    for status in check(imhi_dir):
+        if status.state == "ok":
+            assert record.RELEASED_TEST_ROWS[status.fmt][status.set] == status.rows, status
+
+
+def test_record_run_records_coverage_and_reported_rows_are_complete(url):
+    factory = open_store(url)
+    load_reported(factory)
+    full = score_json(DR=80.0)
+    full["sets"]["DR"]["n"] = 405
+    limited = score_json(DR=80.0)
+    limited["provenance"]["limit"] = 100
+    ids = [record_run(factory, model={"name": "m"}, run={}, results=r) for r in (full, limited)]
+    with factory() as s:
+        assert [(s.get(Run, i).complete, s.get(Run, i).coverage) for i in ids] == \
+            [(True, None), (False, "--limit 100")]
+        assert set(s.scalars(select(Run.complete).where(Run.source == "reported"))) == {True}
+
+
+def test_distinct_names_for_other_weights_under_the_same_name(url):
+    factory = open_store(url)
+
+    def name_of(path: str, revision: str = "") -> str:
+        rid = record_run(factory, model={"name": "llama", "path": path, "revision": revision},
+                         run={}, results=score_json(DR=1.0), unique_name=True)
+        with factory() as s:
+            return s.get(Run, rid).model.name
+
+    import hashlib
+
+    short = hashlib.sha256(b"/b/llama").hexdigest()[:8]
+    assert name_of("/a/llama") == "llama"
+    assert name_of("/b/llama") == f"llama-{short}"
+    assert name_of("/a/llama") == "llama" and name_of("/b/llama") == f"llama-{short}"
+    # without unique_name (a name the user gave) the name is kept
+    rid = record_run(factory, model={"name": "llama", "path": "/c/llama"}, run={},
+                     results=score_json(DR=1.0))
+    with factory() as s:
+        assert s.get(Run, rid).model.name == "llama"
+        assert s.scalar(select(func.count()).select_from(Model)) == 3
+
+
+def test_upgrade_to_0003_fills_in_the_coverage_of_stored_runs(tmp_path):
+    """A store made before runs.complete existed: the upgrade computes each run's coverage
+    from what it stored (provenance, n per set) and leaves unknown ones NULL."""
+    import json
+
+    from alembic import command
+
+    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    command.upgrade(alembic_config(old), "0002")
+    engine = make_engine(old)
+    runs = {
+        1: ("reported", None, None),
+        2: ("reproduced", {"limit": 10}, {"DR": 10}),
+        3: ("reproduced", {"sets": {"DR": {"complete": True}}}, {"DR": 405}),
+        4: ("reproduced", None, {"SAD": 684}),
+        5: ("reproduced", {}, {"SAD": None}),
+    }
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (id, name, path, revision, created_at) "
+                          "VALUES (1, 'm', '', '', '2024-01-01')"))
+        for rid, (source, prov, sets) in runs.items():
+            conn.execute(text(
+                "INSERT INTO runs (id, model_id, source, tasks, setting, provenance, status, "
+                "recorded_at) VALUES (:id, 1, :source, :tasks, '', :prov, 'finished', "
+                "'2024-01-01')"),
+                {"id": rid, "source": source, "tasks": json.dumps(list(sets or {"DR": 0})),
+                 "prov": None if prov is None else json.dumps(prov)})
+            for name, n in (sets or {"DR": None}).items():
+                conn.execute(text("INSERT INTO set_results (run_id, set_name, n, weighted_f1) "
+                                  "VALUES (:r, :s, :n, 50.0)"), {"r": rid, "s": name, "n": n})
+    engine.dispose()
+    factory = open_store(old)
+    with factory() as s:
+        got = {r.id: (r.complete, r.coverage) for r in s.scalars(select(Run))}
+    assert got == {1: (True, None), 2: (False, "--limit 10"), 3: (True, None),
+                   4: (True, None), 5: (None, "samples scored unknown: SAD")}
+    with store_engine(factory).connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -194,6 +194,25 @@ def test_bad_names_are_refused_in_one_line(name, reason, llama, env, capsys):
     assert_refused(rc, err, reason, env)
 
 
+@pytest.mark.parametrize("args, reason", [
+    (["--precision", "fp8"], "--precision 'fp8': use one of bf16, fp16, fp32"),
+    (["--precision", ""], "--precision '': use one of"),
+    (["--backend", "openai-chat"], "--backend 'openai-chat': submissions are checkpoints; use"),
+    (["--backend", "HF"], "--backend 'HF'"),
+    (["--name", "a/b"], "contains '/'"),
+    (["--model", "/nonexistent/model"], "--model /nonexistent/model: no such folder"),
+    (["--model", " "], "--model is empty"),
+    (["--adapter", "/nonexistent/adapter"], "--adapter /nonexistent/adapter: no such folder"),
+])
+def test_bad_options_fail_in_one_line_before_the_store_is_opened(args, reason, llama, env,
+                                                                 capsys):
+    """One line (not argparse's usage + error), before the store is created or the
+    checkpoint loaded."""
+    rc, _, err = submit("--model", str(llama), "--name", "opts", *args, capsys=capsys)
+    assert not Path(env["url"].removeprefix("sqlite:///")).exists()
+    assert_refused(rc, err, reason, env)
+
+
 def test_duplicate_prints_the_existing_id_and_status_and_queues_nothing(llama, tmp_path, env,
                                                                          capsys):
     assert submit("--model", str(llama), "--name", "first", capsys=capsys)[0] == 0

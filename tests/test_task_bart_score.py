@@ -54,7 +54,8 @@ def test_model_comes_from_metadata_then_environment_then_default(monkeypatch, tm
     from imhi_bench.scoring.quality import bart_model
 
     bart = str(tiny_bart_dir())
-    monkeypatch.setattr(bart_model, "_offline", lambda: False)  # the default is not cached
+    # the default is not cached: take the hub as reachable, so the id passes the check
+    monkeypatch.setattr(bart_model, "check_hub_model", lambda *a, **k: None)
     assert bart_model_setting({}) == (DEFAULT_BART_MODEL, None)
     monkeypatch.setenv("IMHI_BART_MODEL", bart)
     assert bart_model_setting({}) == (bart, None)

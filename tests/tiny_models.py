@@ -301,14 +301,20 @@ def torch_threads(n: int = 1):
         torch.set_num_threads(before)
 
 
-def cached_generations(db: str | os.PathLike) -> int:
-    """Generations committed so far to a generation cache file (0 while it does not exist
-    or is being created): how far a run got before a test interrupts it."""
+def table_rows(db: str | os.PathLike, table: str) -> int:
+    """Rows of `table` in a SQLite file (0 while the file or table does not exist, or the
+    file is no database)."""
     db = Path(db)
     if not db.is_file():
         return 0
     try:
         with sqlite3.connect(db) as c:
-            return c.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.OperationalError:
+            return c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    except sqlite3.DatabaseError:  # OperationalError (no such table) is one
         return 0
+
+
+def cached_generations(db: str | os.PathLike) -> int:
+    """Generations committed so far to a generation cache file (0 while it does not exist
+    or is being created): how far a run got before a test interrupts it."""
+    return table_rows(db, "generations")

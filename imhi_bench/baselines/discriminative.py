@@ -32,6 +32,7 @@ from imhi_bench.benchmark.data import (
     load_pairs,
     missing_file_message,
     post_key,
+    present_splits,
     read_csv,
     resolve_data_dir,
     split_post,
@@ -114,13 +115,15 @@ def released_data(name: str, root: Path, in_test: frozenset[str]) -> SetData | s
         return (f"IMHI releases no train data for {name}: its paper number came from the "
                 f"train split of the original {name} data set; put those posts in a CSV with "
                 f"columns post,label,set and pass train_file=PATH")
-    for split in s.train_files:
-        if not (root / split_path(name, split, FORMAT)).is_file():
-            return (f"its released train data is missing: put it at "
-                    f"{root / split_path(name, split, FORMAT)} (run `imhi-bench data fetch`), "
-                    "or pass train_file=PATH")
+    # val selects the epoch, so it must be there; a train file the copy lacks (Irf's and
+    # MultiWD's, in copies made before they were known) leaves val to train as well
+    splits = present_splits(name, FORMAT, root)
+    if "val" not in splits:
+        return (f"its released train data is missing: put it at "
+                f"{root / split_path(name, 'val', FORMAT)} (run `imhi-bench data fetch`), "
+                "or pass train_file=PATH")
     files, counts, by_split = {}, {}, {}
-    for split in s.train_files:
+    for split in splits:
         rel = split_path(name, split, FORMAT)
         files[rel] = sha256_file(root / rel)
         rows = load_pairs(name, split, FORMAT, root)

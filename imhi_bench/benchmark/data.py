@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from imhi_bench.benchmark import release
 from imhi_bench.benchmark.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, ImhiSet, get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import sha256_file
@@ -41,11 +41,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return default_data_dir()
 
 
-@functools.lru_cache(maxsize=1)
-def release_manifest() -> dict[str, dict]:
-    """sha256 and size of every released file, recorded from the MentaLLaMA release."""
-    text = resources.files(__package__).joinpath("release_manifest.json").read_text("utf-8")
-    return json.loads(text)
+def fetch_command(data_dir: Path) -> str:
+    """The `data fetch` command that fills *this* data dir: `--dest` unless it is the
+    per-user default (and $IMHI_DATA_DIR is unset), where a bare `data fetch` puts them."""
+    if not os.environ.get(DATA_DIR_ENV) and Path(data_dir).expanduser() == default_data_dir():
+        return "imhi-bench data fetch"
+    return f"imhi-bench data fetch --dest {shlex.quote(str(data_dir))}"
 
 
 @dataclass(frozen=True)
@@ -77,27 +78,50 @@ def read_csv(path: str | os.PathLike, required: tuple[str, ...]) -> list[dict[st
         raise ImhiError(
             f"{path} is empty: expected a header row with columns {', '.join(required)}"
         )
+    # strict: a quoted field still open at the end of the file (a truncated download) is an
+    # error, where the lenient reader would return the cut text as the field's value.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    damaged = ("the file is truncated or damaged: re-download it with `imhi-bench data "
+               "fetch` (or re-save it as CSV)")
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or []
+        header = next(reader, [])
         missing = [c for c in required if c not in header]
         if missing:
             raise ImhiError(
                 f"{path} lacks column(s) {', '.join(repr(c) for c in missing)} "
                 f"(has {', '.join(repr(c) for c in header)}): expected {', '.join(required)}"
             )
-        rows = [{k: (v if v is not None else "") for k, v in r.items() if k is not None}
-                for r in reader]
+        rows = []
+        for record in reader:
+            if not record:  # a blank line, skipped as DictReader does
+                continue
+            if len(record) != len(header):
+                # a short row is what a file cut off mid-row looks like; its missing fields
+                # would otherwise be read as empty and fail only after generation
+                raise ImhiError(f"{path} line {reader.line_num} has {len(record)} field(s), "
+                                f"the header {len(header)}: {damaged}")
+            rows.append(dict(zip(header, record, strict=True)))
     except csv.Error as e:
-        raise ImhiError(f"{path} is not a valid CSV file ({e})") from None
+        raise ImhiError(f"{path} is not a valid CSV file (line {reader.line_num}: {e}): "
+                        f"{damaged}") from None
     if not rows:
         raise ImhiError(f"{path} has a header but no rows")
     return rows
 
 
 def missing_file_message(s: ImhiSet, fmt: str, data_dir: Path) -> str:
-    where = data_dir / s.path(fmt)
-    how = s.obtain or "run `imhi-bench data fetch` or copy it from the MentaLLaMA release"
+    """Guidance for an absent test file: the fetch command for this data dir when the file
+    is in the release, else why it is not (CLP was never released, and the expert set has
+    no file for it) and where a copy built elsewhere goes."""
+    rel = s.path(fmt)
+    where = data_dir / rel
+    if rel in release.release_manifest():
+        fetch = fetch_command(data_dir)
+        return f"IMHI {s.name} {fmt} file is missing: put it at {where} (run `{fetch}`)"
+    if fmt == "expert":
+        return (f"IMHI has no {s.name} expert file: MentaLLaMA's expert-written examples do "
+                f"not cover {s.name} (use the instruction or completion format)")
+    how = s.obtain or "it was never released by MentaLLaMA"
     return f"IMHI {s.name} {fmt} file is missing: put it at {where} ({how})"
 
 
@@ -139,10 +163,21 @@ def load_split(
     if not path.is_file():
         raise ImhiError(
             f"IMHI {s.name} {split} file is missing: put it at {path} "
-            "(run `imhi-bench data fetch`)"
+            f"(run `{fetch_command(root)}`)"
         )
     cols = (QUERY_COLUMN, GOLD_COLUMN) if fmt == "instruction" else ("post", "question", "response")
     return read_csv(path, cols)
+
+
+def present_splits(
+    set_name: str, fmt: str = "instruction", data_dir: str | os.PathLike | None = None
+) -> list[str]:
+    """The released train/val splits of a set whose file is in the data dir, train first.
+    A copy without Irf's or MultiWD's train file (the release has them) still serves their
+    val file, as before those files were known."""
+    s = get_set(set_name)
+    root = resolve_data_dir(data_dir)
+    return [split for split, paths in s.train_files.items() if (root / paths[fmt]).is_file()]
 
 
 def load_pairs(
@@ -161,30 +196,42 @@ class FileStatus:
     set: str
     fmt: str
     path: Path
-    state: str  # ok | modified | unrecorded | missing | invalid
+    # ok | modified | invalid (present) | unrecorded (present, not in the release) |
+    # missing (released, absent: `data fetch` gets it) | unreleased (absent, never released)
+    state: str
     rows: int | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # always sha256, whatever the manifest verifies by: provenance
     message: str = ""
+
+    @property
+    def present(self) -> bool:
+        return self.state not in ("missing", "unreleased")
+
+    @property
+    def failed(self) -> bool:
+        """A present file that fails its check: unreadable, or not the released bytes."""
+        return self.state in ("invalid", "modified")
 
 
 def file_status(s: ImhiSet, fmt: str, data_dir: Path) -> FileStatus:
     rel = s.path(fmt)
     path = data_dir / rel
+    recorded = release.release_manifest().get(rel)
     if not path.is_file():
-        return FileStatus(s.name, fmt, path, "missing",
+        return FileStatus(s.name, fmt, path, "missing" if recorded else "unreleased",
                           message=missing_file_message(s, fmt, data_dir))
     digest = sha256_file(path)
     try:
         rows = len(read_csv(path, (QUERY_COLUMN, GOLD_COLUMN)))
     except ImhiError as e:
         return FileStatus(s.name, fmt, path, "invalid", sha256=digest, message=str(e))
-    recorded = release_manifest().get(rel)
     if recorded is None:
         state = "unrecorded"
         msg = "not in the MentaLLaMA release manifest: provenance records its sha256"
-    elif recorded["sha256"] != digest:
+    elif not (v := release.verify(path, recorded)).ok:
         state = "modified"
-        msg = "differs from the released file: results will not compare to the paper's"
+        msg = (f"differs from the released file ({v.describe()}): results will not compare "
+               f"to the paper's; `{fetch_command(data_dir)}` replaces it")
     else:
         state, msg = "ok", ""
     return FileStatus(s.name, fmt, path, state, rows, digest, msg)

@@ -1,14 +1,19 @@
-"""`imhi-bench data fetch`: download the released IMHI files, verified by sha256.
+"""`imhi-bench data fetch` and fetch-on-first-use: download the released IMHI files, verified.
 
 Files come from the MentaLLaMA GitHub repository pinned at one commit, so the bytes are the
-ones the release manifest (`release_manifest.json`) records.  Each file is verified before
-it is moved into place, and a file already present with the right sha256 is skipped.
+ones the release manifest (`release_manifest.json`) records: by sha256, or by git blob id for
+the files recorded from the repository's tree.  Each file is verified (`release.verify`) before
+it is moved into place, and a file already present and verified is skipped.
+
+Failures are reported by cause, not by file, and a connection error (DNS, refused, timeout)
+stops the run: every other file would wait out the same timeout for the same answer.
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,32 +21,64 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.benchmark.data import release_manifest, resolve_data_dir
+from imhi_bench.benchmark import release
+from imhi_bench.benchmark.data import DATA_DIR_ENV, resolve_data_dir
+from imhi_bench.benchmark.release import verify
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.core.fileio import atomic_write_bytes, sha256_file
+from imhi_bench.core.fileio import atomic_write_bytes
 
 MENTALLAMA_COMMIT = "42cd29dfb91092843daae53ec162c75605d753ff"
 DEFAULT_BASE_URL = (
     f"https://raw.githubusercontent.com/SteveKGYang/MentalLLaMA/{MENTALLAMA_COMMIT}/"
 )
 BASE_URL_ENV = "IMHI_DATA_BASE_URL"
+# Per socket operation, for fetch on first use: a command the user did not ask to download
+# anything must fail within seconds offline, not after the 60 s `data fetch` allows.
+FIRST_USE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
 class FetchResult:
     path: str  # relative to the data dir
     state: str  # downloaded | present | failed
-    message: str = ""
+    message: str = ""  # for failed: the cause, worded the same for every file it hit
+
+
+class _Unreachable(Exception):
+    """The server cannot be reached at all: no point trying the other files."""
 
 
 def _url(base: str, rel: str) -> str:
     return base.rstrip("/") + "/" + urllib.parse.quote(rel)
 
 
+def _host(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    return parsed.netloc or parsed.path or url
+
+
 def _download(url: str, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "imhi-bench"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https only)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https/file)
         return resp.read()
+
+
+def _cause(url: str, base: str, e: BaseException) -> str:
+    """One line for why `url` could not be downloaded, the same for every file it hits;
+    raises `_Unreachable` (with that line) when the server itself cannot be reached."""
+    host = _host(url)
+    if isinstance(e, urllib.error.HTTPError):
+        return f"{host} answered HTTP {e.code} {e.reason} (is --base-url the repository at " \
+               f"commit {MENTALLAMA_COMMIT[:7]}?)"
+    reason = e.reason if isinstance(e, urllib.error.URLError) else e
+    if isinstance(reason, FileNotFoundError):
+        return f"not found under {base}"
+    if isinstance(reason, (OSError, TimeoutError)):  # DNS, refused, unreachable, timeout, TLS
+        text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        raise _Unreachable(f"cannot reach {host}: {text}")
+    if isinstance(e, http.client.HTTPException):
+        return f"{host} sent a broken answer ({type(e).__name__})"
+    return f"cannot download from {host}: {reason}"
 
 
 def fetch(
@@ -52,40 +89,64 @@ def fetch(
     timeout: float = 60.0,
     progress: bool = True,
 ) -> list[FetchResult]:
-    """Download every released file (or those `only` accepts) into `dest`."""
+    """Download every released file (or those `only` accepts) into `dest`, one result per
+    file; stops downloading at the first connection error (the files left are `failed`
+    with that cause, unless already present)."""
     root = resolve_data_dir(dest)
     base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     if urllib.parse.urlparse(base).scheme not in ("http", "https", "file"):
         raise ImhiError(f"base URL {base!r} must start with http://, https:// or file://")
-    items = [(rel, meta) for rel, meta in release_manifest().items() if only is None or only(rel)]
+    items = [(rel, meta) for rel, meta in release.release_manifest().items()
+             if only is None or only(rel)]
     if not items:
-        raise ImhiError("nothing to fetch: no released file matches the selection")
+        raise ImhiError("nothing to fetch: no released file matches --sets/--formats "
+                        "(CLP was never released, and the expert set has no CLP file)")
     from tqdm import tqdm
 
     results = []
+    unreachable = ""
     for rel, meta in tqdm(items, desc="fetch IMHI", unit="file", disable=not progress):
         target = root / rel
-        if target.is_file() and sha256_file(target) == meta["sha256"]:
+        if target.is_file() and verify(target, meta).ok:
             results.append(FetchResult(rel, "present"))
+            continue
+        if unreachable:
+            results.append(FetchResult(rel, "failed", unreachable))
             continue
         url = _url(base, rel)
         try:
             data = _download(url, timeout)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            results.append(FetchResult(rel, "failed", f"cannot download {url}: {reason}"))
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            try:
+                results.append(FetchResult(rel, "failed", _cause(url, base, e)))
+            except _Unreachable as stop:
+                unreachable = str(stop)
+                results.append(FetchResult(rel, "failed", unreachable))
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != meta["sha256"]:
+        if not (v := verify(data, meta)).ok:
             results.append(FetchResult(
                 rel, "failed",
-                f"{url} has sha256 {digest[:12]}..., the release has {meta['sha256'][:12]}...: "
-                "not written (check --base-url)",
+                f"not written: the downloaded {v.kind} differs from the release's (is "
+                f"--base-url the repository at commit {MENTALLAMA_COMMIT[:7]}?)",
             ))
             continue
         atomic_write_bytes(target, data)
         results.append(FetchResult(rel, "downloaded"))
     return results
+
+
+def failure_lines(results: list[FetchResult], *, names: int = 3) -> list[str]:
+    """One line per cause of failure, with how many files it hit (and which, when few)."""
+    by_cause: dict[str, list[str]] = {}
+    for r in results:
+        if r.state == "failed":
+            by_cause.setdefault(r.message, []).append(r.path)
+    lines = []
+    for cause, paths in by_cause.items():
+        n = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
+        lines.append(f"{cause} ({n}: {', '.join(paths)})" if len(paths) <= names
+                     else f"{cause} ({n})")
+    return lines
 
 
 def selector(
@@ -106,3 +167,45 @@ def selector(
 
     return wanted
 
+
+def _has_release(root: Path, train: bool) -> bool:
+    """Whether a data dir holds any of the release a command needs: a test instruction
+    file (and, for training, a train file).  Any at all: a partial copy is the user's (or
+    an interrupted fetch's) and gets the missing-file guidance, not a download."""
+    from imhi_bench.benchmark.sets import FORMATS
+
+    if not any((root / FORMATS["instruction"]).glob("*.csv")):
+        return False
+    return not train or any((root / "train_data").rglob("*.csv"))
+
+
+def ensure_release(
+    data_dir: str | os.PathLike | None, *, train: bool = False, base_url: str | None = None
+) -> Path:
+    """The data dir a command will read, fetched there first on first use.
+
+    Only the per-user default dir is filled, and only when it holds no test instruction
+    file at all (with `train`, no train file either): an explicit `data_dir` or
+    $IMHI_DATA_DIR is the user's copy, and missing files there get the usual guidance.
+    Fetches the test and expert files, the DR annotations and the licence (with `train`,
+    the train/val files too), verified, with a progress bar, and says where on stderr."""
+    root = resolve_data_dir(data_dir)
+    if data_dir or os.environ.get(DATA_DIR_ENV) or _has_release(root, train):
+        return root
+    print(f"imhi-bench: no IMHI data yet: fetching the MentaLLaMA release (commit "
+          f"{MENTALLAMA_COMMIT[:7]}, verified) into {root} (once; --data-dir or "
+          f"${DATA_DIR_ENV} use a copy of your own)", file=sys.stderr)
+    results = fetch(root, base_url=base_url, timeout=FIRST_USE_TIMEOUT,
+                    only=None if train else (lambda rel: not rel.startswith("train_data/")))
+    causes = failure_lines(results)
+    if causes and not _has_release(root, train):
+        raise ImhiError(
+            f"no IMHI data in {root}, and fetching it failed: {causes[0]}; run `imhi-bench "
+            f"data fetch` when online, or point --data-dir / ${DATA_DIR_ENV} at a copy"
+        )
+    got = sum(r.state == "downloaded" for r in results)
+    print(f"imhi-bench: fetched {got} IMHI files into {root}", file=sys.stderr)
+    for cause in causes:  # some files failed, but enough is there to run: say which
+        print(f"imhi-bench: warning: {cause}; `imhi-bench data check` lists what is missing",
+              file=sys.stderr)
+    return root

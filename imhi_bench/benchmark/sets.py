@@ -38,7 +38,7 @@ class ImhiSet:
     description: str
     # split -> format -> path relative to the data dir, only where the split is released
     train_files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    # why a file may be missing and how to get it (sets not redistributed by MentaLLaMA)
+    # why a file may be missing and how to get it (CLP: never released by MentaLLaMA)
     obtain: str = ""
 
     @property
@@ -77,7 +77,7 @@ _SETS = (
         "CLP", "clp", "depression detection", _BINARY,
         "CLPsych 2015 depression detection.",
         obtain=(
-            "CLP (CLPsych 2015) is not redistributed by MentaLLaMA: its data-use agreement "
+            "CLP (CLPsych 2015) was never released by MentaLLaMA: its data-use agreement "
             "must be signed with the CLPsych organisers; build the IMHI file from it with "
             "MentaLLaMA's prompts"
         ),
@@ -97,7 +97,8 @@ _SETS = (
     ImhiSet(
         "Irf", "irf", "interpersonal risk factors detection", _BINARY,
         "Thwarted belongingness / perceived burdensomeness risk.",
-        train_files=_train("Irf", {"val": "val.csv"}, ("val",)),
+        train_files=_train("Irf", {"train": "train.csv", "val": "val.csv"},
+                           ("train", "val")),
     ),
     ImhiSet(
         "loneliness", "loneliness", "loneliness detection", _BINARY,
@@ -106,7 +107,8 @@ _SETS = (
     ImhiSet(
         "MultiWD", "multiwd", "wellness dimensions detection", _BINARY,
         "Whether a given wellness dimension exists in a post.",
-        train_files=_train("MultiWD", {"val": "val.csv"}, ("val",)),
+        train_files=_train("MultiWD", {"train": "train.csv", "val": "val.csv"},
+                           ("train", "val")),
     ),
     ImhiSet(
         "SAD", "sad", "stress cause detection",
@@ -119,11 +121,6 @@ _SETS = (
         "swmh", "swmh", "mental disorders detection",
         ("depression", "suicide", "anxiety", "bipolar disorder", "no mental disorder"),
         "Mental disorders in Reddit posts (SWMH).",
-        obtain=(
-            "the SWMH test set is not redistributed by MentaLLaMA: SWMH (Ji et al., 2021) is "
-            "shared by its authors on request; build the IMHI file from it with MentaLLaMA's "
-            "prompts"
-        ),
     ),
     ImhiSet(
         "t-sid", "tsid", "mental disorders detection",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imhi_bench.cli.options import add_data_dir, add_db_args
+from imhi_bench.cli.options import add_data_dir, add_db_args, check_store_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--cache-dir", metavar="DIR",
                      help="generation cache to resume from (default: $IMHI_CACHE_DIR, else a "
                      "per-user cache dir)")
-    add_data_dir(run)
+    add_data_dir(run, fetch="train")  # MentalRoBERTa trains, few-shot draws from train
     add_db_args(run, no_db=True)
-    run.set_defaults(func=run_baseline)
+    run.set_defaults(func=run_baseline, precheck=check_store_url)
     ls = actions.add_parser("list", help="the specs in baselines/",
                             description="List the baseline specs with their runner, type, "
                             "setting and model.")

@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 import json
 
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+
 
 def _add_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", metavar="DIR",
@@ -45,9 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cache_dir(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from imhi_bench.core.errors import ImhiError
     from imhi_bench.models.generation_cache import default_cache_dir
 
-    return str(args.cache_dir or default_cache_dir())
+    folder = args.cache_dir or default_cache_dir()
+    # A file there would read as "no cached generations": say what is wrong instead.
+    if Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+        raise ImhiError(f"--cache-dir {folder} is a file, not a folder: pass the cache folder "
+                        "eval used (default: $IMHI_CACHE_DIR, else the per-user cache dir)")
+    return str(folder)
 
 
 def _mib(n: int) -> str:
@@ -72,6 +82,7 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     if not out["models"]:
         print(f"No cached generations in {out['path']}.")
+        print(NON_CLINICAL_NOTICE)
         return 0
     print(f"{out['path']}: {out['generations']} generations of {len(out['models'])} "
           f"model(s), {_mib(out['bytes'])}")
@@ -79,6 +90,7 @@ def run_info(args: argparse.Namespace) -> int:
         newest = dt.datetime.fromtimestamp(entry["newest"], dt.timezone.utc)
         print(f"  {entry['generations']:>7}  newest {newest:%Y-%m-%d %H:%M}Z  "
               f"key {entry['key'][:12]}  {_model_name(entry)}")
+    print(NON_CLINICAL_NOTICE)
     return 0
 
 
@@ -92,4 +104,5 @@ def run_prune(args: argparse.Namespace) -> int:
     if not out["compacted"]:
         print("The file was not compacted (an eval is using it): run prune again later to "
               "give the space back.")
+    print(NON_CLINICAL_NOTICE)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
 from imhi_bench.cli.options import add_db_args
 
 
@@ -43,6 +44,7 @@ def run_init(args: argparse.Namespace) -> int:
     state = "created" if before is None else ("upgraded" if before != after else "up to date")
     print(f"store {display_url(url)}: {state} (schema {after}); "
           f"{count} paper-reported runs loaded")
+    print(NON_CLINICAL_NOTICE)
     return 0
 
 
@@ -55,4 +57,5 @@ def run_upgrade(args: argparse.Namespace) -> int:
         print(f"store {display_url(url)}: already at schema {after}")
     else:
         print(f"store {display_url(url)}: schema {before or '(new)'} -> {after}")
+    print(NON_CLINICAL_NOTICE)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imhi_bench.cli.options import add_data_dir
+from imhi_bench.cli.options import add_data_dir, check_store_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "unparseable).  Writes a run folder with lm-eval's results, per-sample JSONL and "
             "imhi_results.json (the `score --json` schema).  Generations are cached, so the "
             "same command re-run after an interruption only generates what is missing.  "
-            "Sets whose data files are absent (SWMH, CLP are not redistributed) are skipped "
+            "Sets whose data files are absent (CLP was never released) are skipped "
             "from a group with a note; a task named explicitly must have its file."
         ),
     )
@@ -82,7 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--output", metavar="DIR",
                      help="run folder (default runs/<name>); an earlier run folder is replaced")
-    out.add_argument("--name", help="run name (default <model>-<backend>-<UTC time>)")
+    out.add_argument("--name",
+                     help="the model's name on the leaderboard and the run folder's name "
+                     "(default: on the leaderboard, the model's folder name or hub id, plus "
+                     "a short hash of its path when another model in the store has that "
+                     "name; the run folder runs/<model>-<backend>-<UTC time>)")
     out.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                      help="bootstrap resamples for the CI (default 1000; 0 disables)")
     out.add_argument("--cache-dir", metavar="DIR",
@@ -90,12 +94,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "$IMHI_CACHE_DIR, else a per-user cache dir)")
     out.add_argument("--no-cache", action="store_true",
                      help="neither reuse nor record generations")
-    add_data_dir(p)
+    add_data_dir(p, fetch="train")  # --num-fewshot draws demonstrations from train
     from imhi_bench.cli.options import add_db_args, add_quality_args
 
     add_quality_args(p.add_argument_group("explanation quality and labels"))
     add_db_args(p.add_argument_group("results store"), no_db=True)
-    p.set_defaults(func=run)
+    # a store URL that cannot work is refused before the data are fetched on first use; the
+    # store itself is opened (and checked) before the model loads, by run_eval's preflight
+    p.set_defaults(func=run, precheck=check_store_url)
 
 
 def options(args: argparse.Namespace):
@@ -132,21 +138,55 @@ def after_run(run, args: argparse.Namespace) -> int | None:
 
     prov = run.report["provenance"]
     model = args.adapter or args.model
+    # A default name is made distinct from other weights' in the store (two folders both
+    # named "llama" are two models); a name given with --name is taken as it is.
     return record_scored(args.db, run.report, run.samples, model={
         "name": args.name or model_label(model),
         "path": prov.get("adapter") or prov.get("model_resolved") or args.model,
         "revision": args.revision or "",
         "base_model": args.model if args.adapter else None,
         "precision": None if args.dtype == "auto" else args.dtype,
-    })
+    }, unique_name=not args.name)
 
 
 def model_label(model: str) -> str:
-    """A leaderboard name for a model path or hub id: the folder name or the id."""
+    """A leaderboard name for a model path or hub id: the folder name or the id (made
+    distinct from other models' when recorded: `store.record.distinct_name`)."""
     from pathlib import Path
 
     path = Path(model).expanduser()
     return path.resolve().name if path.exists() else model
+
+
+def check_store(args: argparse.Namespace) -> None:
+    """Open (create or upgrade) the results store now, unless --no-db: a URL that is wrong,
+    unreachable or a damaged file fails in seconds, before anything is generated, rather
+    than after the whole run.  Runs as run_eval's preflight, once the cheap checks pass."""
+    if args.no_db:
+        return
+    from imhi_bench.store.engine import check_store
+
+    check_store(args.db)
+
+
+def record_or_roll_back(result, args: argparse.Namespace) -> int | None:
+    """`after_run`, after the run folder was written; if recording fails (or is
+    interrupted), the run folder goes too, so there is never a run folder the store does not
+    have, nor a store row without its folder."""
+    import shutil
+
+    from imhi_bench.core.errors import ImhiError
+
+    try:
+        return after_run(result, args)
+    except BaseException as e:
+        shutil.rmtree(result.run_dir, ignore_errors=True)
+        if not isinstance(e, ImhiError):
+            raise
+        again = ("re-running the command generates nothing again: the generations are cached"
+                 if result.report["provenance"].get("cache") else "re-run the command")
+        raise ImhiError(f"{e}; the run folder {result.run_dir} was removed as well ({again})"
+                        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,8 +194,8 @@ def run(args: argparse.Namespace) -> int:
     from imhi_bench.runs.folder import RESULTS_FILE
     from imhi_bench.scoring.report import score_table
 
-    result = run_eval(options(args))
-    run_id = after_run(result, args)
+    result = run_eval(options(args), preflight=lambda: check_store(args))
+    run_id = record_or_roll_back(result, args)
     print()
     cache = result.report["provenance"].get("cache")
     if cache:

@@ -9,7 +9,8 @@ from imhi_bench.cli.options import add_data_dir
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "labeler", help="train or check the per-set classifiers that read labels from text",
+        "labeler",
+        help="labeler train | labeler eval: the per-set classifiers that read labels from text",
         description="The paper's classifier labeler (MentalBERT-style), trainable here.")
     lsub = p.add_subparsers(dest="labeler_command", metavar="ACTION", required=True)
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not train the word embeddings (about 2x faster on CPU)")
     t.add_argument("--seed", type=int, default=0, help="default 0")
     t.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    add_data_dir(t)
+    add_data_dir(t, fetch="train")
     t.set_defaults(func=run_train)
 
     e = lsub.add_parser(
@@ -60,6 +61,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", metavar="OUT", help="also write the results JSON here")
     add_data_dir(e)
     e.set_defaults(func=run_eval)
+
+    a = lsub.add_parser(
+        "agree",
+        help="how the labeler reads label-stripped explanations and DR_annotation answers, "
+        "alone and with explicit answers first, against the rules",
+        description=(
+            "Per set the labeler covers: its test gold explanations with the label sentence "
+            "removed (and, for DR, the free-form answers of human_evaluation/DR_annotation). "
+            "Percent each reader gets right (the rules, the classifier alone, explicit "
+            "answers first as --labeler reads), percent the classifier and explicit-first "
+            "agree with the rules, and how many labels the rules' explicit answers decided."
+        ),
+    )
+    a.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
+    a.add_argument("--sets", metavar="A,B", help="comma list of sets (default: those covered)")
+    a.add_argument("--json", metavar="OUT", help="also write the results JSON here")
+    add_data_dir(a)
+    a.set_defaults(func=run_agree)
 
 
 def _table(reports: dict) -> str:
@@ -104,6 +123,34 @@ def run_eval(args: argparse.Namespace) -> int:
     print(_table(reports))
     if args.json:
         atomic_write_json(args.json, {"labeler": labeler.name, "sets": reports,
+                                      "notice": NON_CLINICAL_NOTICE})
+        print(f"\nwrote {args.json}")
+    print(NON_CLINICAL_NOTICE)
+    return 0
+
+
+def run_agree(args: argparse.Namespace) -> int:
+    from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, parse_set_list
+    from imhi_bench.core.fileio import atomic_write_json
+    from imhi_bench.scoring.labeler.agreement import agreement
+    from imhi_bench.scoring.labeler.load import load_labeler
+    from imhi_bench.scoring.report import table
+
+    labeler = load_labeler(args.labeler)
+    sets = [s.name for s in parse_set_list(args.sets)] if args.sets else None
+    rows = agreement(labeler, sets, args.data_dir)
+    print(f"labeler {labeler.name}")
+    print(table(
+        ["texts", "n", "rules", "classifier", "explicit first", "classifier = rules",
+         "explicit first = rules", "rules decided"],
+        [[name, r["n"], f"{r['rules']:.2f}", f"{r['classifier']:.2f}",
+          f"{r['explicit_first']:.2f}", f"{r['classifier_vs_rules']:.2f}",
+          f"{r['explicit_first_vs_rules']:.2f}", r["rules_decided"]]
+         for name, r in rows.items()]))
+    print("(percent of texts read as the class they state; '= rules': percent agreeing with "
+          "the rules)")
+    if args.json:
+        atomic_write_json(args.json, {"labeler": labeler.name, "texts": rows,
                                       "notice": NON_CLINICAL_NOTICE})
         print(f"\nwrote {args.json}")
     print(NON_CLINICAL_NOTICE)

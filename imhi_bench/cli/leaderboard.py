@@ -1,4 +1,5 @@
-"""`imhi-bench leaderboard`: serve the Streamlit leaderboard on the results store."""
+"""`imhi-bench leaderboard`: serve the Streamlit leaderboard on the results store, or
+(`--csv FILE`) write its ranked table as the app first shows it."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ from imhi_bench.core.errors import ImhiError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "leaderboard", help="serve the leaderboard web app (Streamlit)",
+        "leaderboard", help="serve the leaderboard web app (Streamlit), or write its table",
         description="Serve the IMHI leaderboard (Streamlit) on the results store; stop it with "
-        "Ctrl-C.  Needs the leaderboard extra: pip install 'imhi-bench[leaderboard]'.",
+        "Ctrl-C.  Needs the leaderboard extra: pip install 'imhi-bench[leaderboard]'.  With "
+        "--csv, write the ranked table instead, exactly as the app first shows it (complete "
+        "runs and the paper's rows, mean over the 8 public-release sets), and exit.",
     )
     add_db_args(p)
+    p.add_argument("--csv", metavar="FILE",
+                   help="write the app's default ranked table to FILE (CSV, as its Download "
+                   "CSV button does; missing values are empty cells) and exit; no server")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to share on a network)")
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from imhi_bench.store.engine import DB_URL_ENV, display_url, open_store, resolve_db_url
     from imhi_bench.store.reported import NOT_LOADED, reported_run_count
 
+    if getattr(args, "csv", None):
+        return write_csv(args)
     if not 1 <= args.port <= 65535:
         raise ImhiError(f"--port {args.port} is not a port: use 1-65535")
     try:
@@ -65,3 +73,34 @@ def run(args: argparse.Namespace) -> int:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 0
+
+
+def write_csv(args: argparse.Namespace) -> int:
+    """The app's default ranked table (`data.default_view`, the function the app's first
+    view comes from) as CSV, written whole or not at all."""
+    from pathlib import Path
+
+    from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+    from imhi_bench.core.fileio import atomic_write_bytes
+    from imhi_bench.leaderboard import data
+    from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
+    from imhi_bench.store.reported import NOT_LOADED, reported_run_count
+
+    out = Path(args.csv).expanduser()
+    if out.is_dir():
+        raise ImhiError(f"--csv {out} is a folder: give a file name, e.g. {out / 'imhi.csv'}")
+    url = resolve_db_url(args.db)
+    factory = open_store(url)
+    if not reported_run_count(factory):
+        print(NOT_LOADED)
+    view = data.default_view(store_engine(factory))
+    try:
+        atomic_write_bytes(out, data.to_csv_bytes(view))
+    except OSError as e:
+        raise ImhiError(f"cannot write {out}: {e.strerror}: choose a writable --csv path") \
+            from None
+    sets = data.SET_GROUPS[data.DEFAULT_GROUP]
+    print(f"wrote {out}: {len(view)} rows from {display_url(url)}, ranked by mean weighted F1 "
+          f"over {', '.join(sets)} (partial runs left out)")
+    print(NON_CLINICAL_NOTICE)
+    return 0

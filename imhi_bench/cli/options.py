@@ -12,14 +12,34 @@ from imhi_bench.scoring.quality.table import (
     QUALITY_METRICS,
 )
 
+FETCH_KINDS = ("test", "train")
 
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
+
+def add_data_dir(parser: argparse.ArgumentParser, *, fetch: str | None = "test") -> None:
+    """Add `--data-dir`, and mark the command for fetch on first use: `args.fetch_data` is
+    `fetch` ("test": test/expert files; "train": the train/val files too; None: never, as
+    for `data check`), which `cli.main` hands to `benchmark.fetch.ensure_release`."""
+    if fetch is not None and fetch not in FETCH_KINDS:
+        raise ValueError(f"fetch={fetch!r}: use one of {FETCH_KINDS} or None")
+    default = f"${DATA_DIR_ENV}, else a per-user cache dir"
+    if fetch is not None:
+        default += ", which the first run fills from the pinned MentaLLaMA release"
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
-        help=f"IMHI data folder in MentaLLaMA's layout (default: ${DATA_DIR_ENV}, "
-        "else a per-user cache dir)",
+        help=f"IMHI data folder in MentaLLaMA's layout (default: {default})",
     )
+    parser.set_defaults(fetch_data=fetch)
+
+
+def check_store_url(args: argparse.Namespace) -> None:
+    """A command's `precheck` (see `cli.main`): the --db URL's syntax, kind and driver,
+    unless --no-db, before the first-use data fetch and any work; connects to nothing."""
+    if getattr(args, "no_db", False):
+        return
+    from imhi_bench.store.engine import check_url
+
+    check_url(args.db)
 
 
 def add_db_args(parser: argparse.ArgumentParser, *, no_db: bool = False) -> None:

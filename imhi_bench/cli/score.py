@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
 from imhi_bench.cli.options import add_data_dir, add_db_args, add_quality_args
+from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.fileio import atomic_write_json
 
 
@@ -16,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Read a folder of generations in MentaLLaMA IMHI.py output format (one <SET>.csv "
             "per set, columns goldens and generated_text), read the label stated in each "
             "generation, and report weighted F1 (the paper's headline), accuracy, macro F1, "
-            "unparseable count and a bootstrap 95%% CI per set and on average."
+            "unparseable count and a bootstrap 95% CI per set and on average."
         ),
     )
     p.add_argument("--predictions", required=True, metavar="PATH",
@@ -35,32 +39,111 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+NAME_MAX = 200  # the store's model name column
+
+
+def check_name(name: str) -> str:
+    """--name: the model name the run is recorded under, as the store takes it."""
+    name = name.strip()
+    if not name:
+        raise ImhiError("--name is empty: give the model name to record the run under "
+                        "(or drop --name, or pass --no-db)")
+    if len(name) > NAME_MAX:
+        raise ImhiError(f"--name is longer than {NAME_MAX} characters: shorten it")
+    if any(not c.isprintable() for c in name):
+        raise ImhiError(f"--name {name!r} holds control characters: use plain text")
+    return name
+
+
+def check_writable_file(path: str, option: str) -> Path:
+    """Fail now, before minutes of work, when a result file could not be written at `path`:
+    a folder, something not a regular file (a device, /proc), a path under a plain file, or a
+    folder this process cannot create files in.  Leaves nothing behind."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ImhiError(f"{option} {path} is a folder: pass a file path, e.g. "
+                        f"{target / 'results.json'}")
+    if target.exists() and not target.is_file():
+        raise ImhiError(f"{option} {path} is not a regular file: pass a path to a .json file")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing folders are created when the file is written
+    if not folder.is_dir():
+        raise ImhiError(f"{option} {path}: {folder} is a file, not a folder: pass a path in a "
+                        "folder")
+    try:  # the real test (root passes os.access everywhere, /proc refuses new files)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".imhi-bench-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ImhiError(f"{option} {path}: cannot create files in {folder} "
+                        f"({e.strerror or first_line(e)}): pass a path in a writable folder") \
+            from None
+    return target
+
+
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.cli.options import quality_from_args
-    from imhi_bench.runs.rescore import score_predictions
+    from imhi_bench.runs.rescore import read_predictions, score_predictions
     from imhi_bench.scoring.report import score_table
 
-    quality = quality_from_args(args)  # validates options before any work
-    scored = score_predictions(args.predictions, data_dir=args.data_dir, seed=args.seed,
-                               bootstrap=args.bootstrap, quality=quality)
+    # Options first, then the prediction files, then the store (created or upgraded if need
+    # be), all before scoring, which may run quality models for minutes.
+    if args.bootstrap < 0:
+        raise ImhiError(f"--bootstrap {args.bootstrap}: give 0 (no CI) or more resamples")
+    name = check_name(args.name) if args.name is not None else None
+    json_path = check_writable_file(args.json, "--json") if args.json else None
+    quality = quality_from_args(args)
+    predictions = read_predictions(args.predictions, args.data_dir)
+    factory = None
+    if name is not None and not args.no_db:
+        from imhi_bench.store.engine import open_store
+
+        factory = open_store(args.db)
+    scored = score_predictions(args.predictions, seed=args.seed, bootstrap=args.bootstrap,
+                               quality=quality, predictions=predictions)
     report = scored.report
     run_id = None
-    if args.name and not args.no_db:
-        # Recorded before the JSON is written: a store error leaves no result file behind.
-        run_id = record(args.db, args.name, scored)
-    if args.json:
-        atomic_write_json(args.json, report)
-    if args.json:
+    if factory is not None:
+        run_id = record_with_json(factory, name, scored, json_path)
+    elif json_path is not None:
+        write_json(json_path, report)
+    if json_path is not None:
         print(f"wrote {args.json}")
     if run_id is not None:
-        print(f"recorded as run {run_id} of {args.name!r} in the results store")
+        print(f"recorded as run {run_id} of {name!r} in the results store")
     # the table ends with the non-clinical notice: it stays the report's last line
     print(score_table(report))
     return 0
 
 
-def record(db: str | None, name: str, scored) -> int:
-    """Write a scored run into the results store (one transaction)."""
+def write_json(path: Path, report: dict, note: str = "") -> None:
+    """The score JSON at `path` (atomically); a failure that the pre-check could not foresee
+    (the folder went away, the disk filled) is one line."""
+    try:
+        atomic_write_json(path, report)
+    except OSError as e:
+        raise ImhiError(f"cannot write --json {path} ({e.strerror or first_line(e)}){note}: "
+                        "pass a path in a writable folder") from None
+
+
+def record_with_json(factory, name: str, scored, json_path: Path | None) -> int:
+    """Record the run and write the JSON as one outcome: the JSON is written inside the
+    store transaction, so a JSON that cannot be written rolls the run back, and a commit
+    that fails takes the new JSON away again."""
+    from imhi_bench.store.engine import write_session
     from imhi_bench.store.record import record_scored
 
-    return record_scored(db, scored.report, scored.samples, model={"name": name})
+    written = False
+    try:
+        with write_session(factory) as session:
+            run_id = record_scored(session, scored.report, scored.samples,
+                                   model={"name": name})
+            if json_path is not None:
+                write_json(json_path, scored.report, "; nothing was recorded")
+                written = True
+    except BaseException:
+        if written:
+            json_path.unlink(missing_ok=True)
+        raise
+    return run_id

@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status", help="show the submission queue",
         description="List submissions (oldest first) with their status: PENDING, RUNNING, "
-        "FINISHED (with its run) or FAILED (with the reason).  --json prints a list of "
-        '{"id", "name", "model", "revision", "status", "runs", "error", "submitted", '
-        '"finished"}, where runs counts the finished evaluation runs of the submission.',
+        "FINISHED (with its run and mean weighted F1) or FAILED (with the reason).  --json "
+        'prints a list of {"id", "name", "model", "revision", "status", "runs", "run_id", '
+        '"weighted_f1", "error", "submitted", "finished"}, where runs counts the finished '
+        "evaluation runs of the submission, run_id is the newest of them and weighted_f1 its "
+        "mean weighted F1 (null when there is none).",
     )
     p.add_argument("id", nargs="?", metavar="ID", help="one submission only")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -62,13 +64,15 @@ def run(args: argparse.Namespace) -> int:
         print(NON_CLINICAL_NOTICE)
         return 0
     now = utcnow()
-    table = [("id", "name", "status", "runs", "submitted", "finished", "note")]
+    table = [("id", "name", "status", "runs", "run", "wF1", "submitted", "finished", "note")]
     for r in rows:
         note = r["error"] or ""
         if r["status"] == RUNNING and r["heartbeat"] is not None:
             note = (f"on {r['worker']}, heartbeat {_age((now - r['heartbeat']).total_seconds())} "
                     "ago")
-        table.append((r["id"], r["name"], r["status"], str(r["runs"]),
+        f1 = "" if r["weighted_f1"] is None else f"{r['weighted_f1']:.2f}"
+        run = "" if r["run_id"] is None else str(r["run_id"])
+        table.append((r["id"], r["name"], r["status"], str(r["runs"]), run, f1,
                       _when(r["submitted"]) or "", _when(r["finished"]) or "", note))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:

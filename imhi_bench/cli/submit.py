@@ -27,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leaderboard name: letters, digits and . _ + - (at most 100)")
     p.add_argument("--revision", metavar="REV",
                    help="hub branch, tag or commit (default main); pinned to its commit")
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"),
+    # Checked by the command (one-line errors), not argparse `choices` (usage + error).
+    p.add_argument("--precision", metavar="bf16|fp16|fp32",
                    help="weights dtype for the evaluation (default: the checkpoint's own "
                    "dtype, else bf16)")
-    p.add_argument("--backend", choices=("hf", "hf-seq2seq", "vllm"),
+    p.add_argument("--backend", metavar="hf|hf-seq2seq|vllm",
                    help="default: hf-seq2seq for encoder-decoders (MentalBART), else hf")
     p.add_argument("--adapter", metavar="PATH",
                    help="PEFT/LoRA adapter folder applied on top of --model")
@@ -55,19 +56,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
-    from imhi_bench.queue.submission import SubmitOptions, enqueue, prepare, submissions_dir
+    from imhi_bench.queue.submission import (
+        SubmitOptions,
+        enqueue,
+        precheck,
+        prepare,
+        submissions_dir,
+    )
     from imhi_bench.store.engine import display_url, open_store, resolve_db_url
 
-    directory = submissions_dir(args.submissions_dir)
-    url = resolve_db_url(args.db)
-    factory = open_store(url)  # a bad --db fails before minutes of checking
-    record = prepare(SubmitOptions(
+    opts = SubmitOptions(
         model=args.model, name=args.name, revision=args.revision, precision=args.precision,
         backend=args.backend, adapter=args.adapter, base_model=args.base_model,
         type=args.type, license=args.license, submitter=args.submitter,
         training_data=args.training_data, allow_pickle=args.allow_pickle,
         allow_remote_code=args.allow_remote_code,
-    ))
+    )
+    precheck(opts)  # typos fail at once, before the store is created or anything loaded
+    directory = submissions_dir(args.submissions_dir)
+    url = resolve_db_url(args.db)
+    factory = open_store(url)  # a bad --db fails before minutes of checking
+    record = prepare(opts)
     queued = enqueue(record, factory, directory)
     print(f"queued {queued['id']} ({record['name']}): {queued['status']}")
     print(f"  model     {record['model']}")

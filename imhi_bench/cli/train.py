@@ -78,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from imhi_bench.train.trainer import run_training
 
     recipe = load_recipe(args.config, args.overrides)  # every check that needs no model
+    # on first use, the release into the per-user dir (a recipe naming its own data_dir,
+    # like an explicit --data-dir, is left as it is)
+    from imhi_bench.benchmark.fetch import ensure_release
+
+    ensure_release(recipe.data_dir, train=True)
     result = run_training(recipe, resume=args.resume, overwrite=args.overwrite)
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     print(f"trained {result.global_step} steps into {result.output_dir}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 from imhi_bench.cli.options import add_data_dir, add_db_args, add_submissions_dir
 
@@ -55,12 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, mode="forever")
 
 
-def _stop(signum, frame):
-    # SIGTERM (docker stop, systemd) ends the worker as Ctrl-C does: the job in hand is
-    # released to PENDING at once instead of waiting out the heartbeat timeout.
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
     from imhi_bench.queue.worker import WorkerOptions, work
@@ -71,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
         requeue(open_store(args.db), args.requeue)
         print(f"requeued {args.requeue}: PENDING")
+        print(NON_CLINICAL_NOTICE)
         return 0
     opts = WorkerOptions(
         db=args.db, submissions_dir=args.submissions_dir, mode=args.mode, tasks=args.tasks,
@@ -78,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout, trust_remote_code=args.trust_remote_code,
         batch_size=str(args.batch_size).strip().lower(), device=args.device,
         data_dir=args.data_dir, bootstrap=args.bootstrap, poll=args.poll,
+        debug=bool(getattr(args, "debug", False)),  # the top-level --debug
     )
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        counts = work(opts, log=lambda msg: print(msg, flush=True))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM (docker stop, systemd) reaches `work` as Ctrl-C does (cli.main makes it a
+    # KeyboardInterrupt): the job in hand is released to PENDING at once instead of waiting
+    # out the heartbeat timeout, and the command exits 143.
+    counts = work(opts, log=lambda msg: print(msg, flush=True))
     print(f"done: {counts['FINISHED']} finished, {counts['FAILED']} failed"
           + (f", {counts['LOST']} lost to another worker" if counts["LOST"] else ""))
     print(NON_CLINICAL_NOTICE)

@@ -45,26 +45,55 @@ def _frames(url: str, fingerprint: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _table(url: str, fingerprint: tuple, group: str, latest_only: bool) -> pd.DataFrame:
+def _table(url: str, fingerprint: tuple, group: str, latest_only: bool,
+           include_partial: bool) -> pd.DataFrame:
     runs, scores = _frames(url, fingerprint)
     return data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
-                                  latest_only=latest_only)
+                                  latest_only=latest_only, include_partial=include_partial)
+
+
+# Missing values in every table: never "None".
+MISSING = "–"
+ROW_PX = 35  # Streamlit's default data grid row (and header) height
+GREY = "color: #9aa0a6"  # unranked (partial / unknown) rows
+
+
+def _height(rows: int) -> int:
+    """A grid height that fits every row, header included: no scrolling box."""
+    return (rows + 1) * ROW_PX + 3
 
 
 def _column_config(frame: pd.DataFrame) -> dict:
     config = {}
     for col in frame.columns:
+        # Names and paths are plain text cells, never links or Markdown.  The model column is
+        # not pinned: the grid draws pinned columns muted, like an index, not as the names.
         if col == "model":
-            config[col] = st.column_config.TextColumn(pinned=True)
+            config[col] = st.column_config.TextColumn(width="medium")
+        elif col == data.COVERAGE_COLUMN:
+            config[col] = st.column_config.TextColumn(width="medium")
+        elif col in data.TEXT_COLUMNS:
+            config[col] = st.column_config.TextColumn()
         elif col == "mean BART-score":
             config[col] = st.column_config.NumberColumn(format="%.3f")
         elif col == "size (B)":
             config[col] = st.column_config.NumberColumn(format="%.3g")
-        elif col == data.MEAN_COLUMN:
+        elif col in (data.MEAN_COLUMN, data.OWN_MEAN_COLUMN):
             config[col] = st.column_config.NumberColumn(format="%.2f")
         elif col in SET_NAMES:
             config[col] = st.column_config.NumberColumn(format="%.2f", width="small")
     return config
+
+
+def _greyed(view: pd.DataFrame, ranked: pd.Series):
+    """`view` with its unranked rows greyed (a Styler), or `view` itself when all are
+    ranked (a Styler costs time per cell)."""
+    if ranked.all():
+        return view
+    # na_rep: a Styler's own display text would otherwise say "nan" where a value is missing
+    return view.style.apply(
+        lambda row: [("" if ranked.loc[row.name] else GREY)] * len(row), axis=1,
+    ).format(na_rep=MISSING)
 
 
 def _as_text(value) -> str:
@@ -81,10 +110,19 @@ def _as_text(value) -> str:
 
 def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     side = st.sidebar
-    group = side.radio("Sets", list(data.SET_GROUPS), key="group",
-                       help="which sets the per-set columns and the mean cover")
-    latest = side.checkbox("Newest run per model and setting only", value=True, key="latest")
-    table = _table(url, fingerprint, group, latest)
+    default = data.View()  # the first view, as `imhi-bench leaderboard --csv` writes it
+    groups = list(data.SET_GROUPS)
+    group = side.radio("Sets", groups, index=groups.index(default.group), key="group",
+                       help="which sets the per-set columns and the ranked mean cover: "
+                       "every ranked mean is over all of them")
+    latest = side.checkbox("Newest run per model and setting only", value=default.latest_only,
+                           key="latest")
+    partial = side.checkbox(
+        "Show partial runs (greyed, not ranked)", value=default.include_partial,
+        key="partial", help="runs that did not score every sample of every set they claim "
+        "(--limit, a set cut short) or whose coverage is unknown; listed after the ranked "
+        "rows")
+    table = _table(url, fingerprint, group, latest, partial)
 
     search = st.text_input("Search models", key="search",
                            placeholder="name, path / hub id, or base model")
@@ -103,26 +141,38 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         size_range = side.slider("Size (billions of parameters)", min_value=lo, max_value=hi,
                                  value=(lo, hi), key="size")
     unknown = side.checkbox("Include models of unknown size", value=True, key="unknown_size")
-    hidden = set(data.DEFAULT_HIDDEN)
-    info = side.multiselect("Columns", list(data.INFO_COLUMNS),
-                            default=[c for c in data.INFO_COLUMNS if c not in hidden],
+    info = side.multiselect("Columns", list(data.INFO_COLUMNS), default=list(default.columns),
                             key="columns")
     sortable = data.visible_columns(info, data.SET_GROUPS[group])
     sort_by = side.selectbox("Sort by", sortable, key="sort_by",
-                             index=sortable.index(data.MEAN_COLUMN)
-                             if data.MEAN_COLUMN in sortable else 0)
-    descending = side.checkbox("Descending", value=True, key="descending")
+                             index=sortable.index(default.sort_by)
+                             if default.sort_by in sortable else 0)
+    descending = side.checkbox("Descending", value=default.descending, key="descending")
 
-    shown = data.filter_table(table, data.Filters(
-        search=search, types=chosen["type"], size_range=size_range,
-        include_unknown_size=unknown, training_data=chosen["training data"],
-        formats=chosen["format"], sources=chosen["source"],
-    ))
-    shown = data.sort_table(shown, sort_by, descending)
-    view = shown[data.visible_columns(info, data.SET_GROUPS[group])]
-    st.caption(f"{len(view)} of {len(table)} runs shown. Weighted F1 in percent; "
-               "'reported' rows are the paper's numbers, 'reproduced' rows were run here.")
-    st.dataframe(view, hide_index=True, column_config=_column_config(view), key="table")
+    view_spec = data.View(
+        group=group, latest_only=latest, include_partial=partial,
+        filters=data.Filters(search=search, types=chosen["type"], size_range=size_range,
+                             include_unknown_size=unknown,
+                             training_data=chosen["training data"],
+                             formats=chosen["format"], sources=chosen["source"]),
+        columns=info, sort_by=sort_by, descending=descending)
+    view = data.shape(table, view_spec)
+    ranked = table.loc[view.index, data.RANKED]
+    sets = data.SET_GROUPS[group]
+    st.caption(
+        f"{len(view)} of {len(table)} runs shown. Ranked: complete runs (every sample of "
+        f"every set they claim) and the paper's rows, by weighted F1 (percent) averaged over "
+        f"the same {len(sets)} sets ({', '.join(sets)}); a row missing one of them has no "
+        f"mean ({MISSING}) and comes last. '{data.OWN_MEAN_COLUMN}' is each row's own mean "
+        "over every set it scored (for a paper row, the paper's), not ranked. 'reported' "
+        "rows are the paper's numbers, 'reproduced' rows were run here."
+        + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
+           "not ranked." if partial else ""))
+    if table.empty and not partial and not runs["complete"].eq(True).all():
+        st.info("No complete run scored these sets yet: tick 'Show partial runs' to list the "
+                "partial ones (not ranked).")
+    st.dataframe(_greyed(view, ranked), hide_index=True, column_config=_column_config(view),
+                 key="table", placeholder=MISSING, height=_height(len(view)))
     # A callable: the CSV is only built when someone clicks.
     st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
                        file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
@@ -167,21 +217,24 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     st.text(model["name"])
     if run["source"] == "reported":
         st.text(f"Reported by the paper, not reproduced here: {run['reference']}")
+    st.text("Coverage: " + data.coverage_badge(run["complete"], run["coverage"])
+            + ("" if run["complete"] else " (not ranked on the leaderboard)"))
     facts = {**{k: v for k, v in model.items() if k != "name"},
              "size": data.size_label(model["params"]), **run}
     facts = {k: _as_text(v) for k, v in facts.items() if _as_text(v)}
     st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
-                 hide_index=True, key="facts")
+                 hide_index=True, key="facts", placeholder=MISSING, height=_height(len(facts)))
 
     st.subheader("Per-set results")
     metrics = run_data.run_results(engine, run_id)
-    st.dataframe(metrics, hide_index=True, key="metrics",
+    percent = ("weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1",
+               *run_data.QUALITY_TITLES.values())
+    st.dataframe(metrics, hide_index=True, key="metrics", placeholder=MISSING,
+                 height=_height(len(metrics)),
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                for c in ("weighted_f1", "ci_low", "ci_high", "accuracy",
-                                          "macro_f1") if c in metrics})
+                                for c in percent if c in metrics})
     if details["mean"]:
-        st.text("Mean over sets (as scored): " + ", ".join(
-            f"{k} {v}" for k, v in details["mean"].items()))
+        st.text("Mean over sets (as scored): " + run_data.mean_text(details["mean"]))
     if metrics["weighted_f1"].notna().any():
         st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
 
@@ -210,7 +263,8 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     if frame.empty:
         return
     listing = frame[["set", "doc_id", "gold_label", "label", "correct"]]
-    st.dataframe(listing, hide_index=True, key="samples")
+    st.dataframe(listing, hide_index=True, key="samples", placeholder=MISSING,
+                 height=_height(len(listing)))
     keys = list(range(len(frame)))
     pick = st.selectbox("Sample", keys, key="sample_pick", format_func=lambda i: (
         f"{frame['set'].iat[i]} doc {frame['doc_id'].iat[i]}"))
@@ -242,7 +296,8 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
     if table.empty:
         st.info("Neither run has per-set results.")
         return
-    st.dataframe(table, hide_index=True, key="compare_table",
+    st.dataframe(table, hide_index=True, key="compare_table", placeholder=MISSING,
+                 height=_height(len(table)),
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
                                 for c in ("A weighted F1", "B weighted F1", "B - A")})
     long = pd.concat([
@@ -277,7 +332,8 @@ def queue_page(url: str) -> None:
         if part.empty:
             st.text("none")
         else:
-            st.dataframe(part, hide_index=True, key=f"queue_{status.lower()}")
+            st.dataframe(part, hide_index=True, key=f"queue_{status.lower()}",
+                         placeholder=MISSING, height=_height(len(part)))
     st.code(QUEUE_HELP, language=None)
 
 

@@ -1,18 +1,24 @@
 """The leaderboard's main table as pandas frames: the store queries behind it and its
 shaping, filtering, sorting and CSV, kept apart from Streamlit so they can be tested
-directly (the app, `imhi_bench.leaderboard.app`, only lays them out).  One run's page and
-the compare page read `imhi_bench.leaderboard.run_data`; the queue page
-`imhi_bench.leaderboard.queue_data`.
+directly (the app, `imhi_bench.leaderboard.app`, only lays them out; `imhi-bench
+leaderboard --csv` writes the same default view).  One run's page and the compare page read
+`imhi_bench.leaderboard.run_data`; the queue page `imhi_bench.leaderboard.queue_data`.
 
 Two queries fetch every finished run and every per-set result; the table is built and
 filtered in pandas, so what a user types (search) never reaches SQL.
+
+What is ranked compares: only complete runs (every sample of every set they claim; the
+store's `runs.complete`), by a mean over one common group of sets, the same for every row
+(a row missing one of them has no mean: "–", last).  Partial runs (`--limit`, a set cut
+short) and runs of unknown coverage are left out unless asked for, then listed greyed after
+the ranked ones.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -21,24 +27,37 @@ from sqlalchemy.engine import Engine
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
 from imhi_bench.store.tables import Model, Run, SetResult
 
-# Which sets the per-set columns and the mean cover.
+# The default ranking's sets: "the 8 sets of the public release" (issue 14), the sets whose
+# test files every copy of the MentaLLaMA release holds, each verified by sha256
+# (`benchmark/release_manifest.json`): every set but CLP (never released) and SWMH (in the
+# release, verified by git blob id, but absent from copies made before `data fetch` knew
+# it, so a run on such a copy would rank as missing a set).  With SWMH: the second group.
+# One place to change it.  In SET_NAMES order, as every set list here.
+RANKED_SETS: tuple[str, ...] = tuple(s for s in SET_NAMES if s not in ("CLP", "swmh"))
+# Which sets the per-set columns and the ranked mean cover; the first is the default.
 SET_GROUPS: dict[str, tuple[str, ...]] = {
-    "all sets": SET_NAMES,
-    "unseen tasks (paper Table 3)": UNSEEN_SETS,
+    "public release (8 sets)": RANKED_SETS,
+    "public release with SWMH (9 sets)": tuple(s for s in SET_NAMES if s != "CLP"),
+    "unseen tasks (paper Table 3)": tuple(s for s in SET_NAMES if s in UNSEEN_SETS),
+    "all 10 sets": SET_NAMES,
 }
+DEFAULT_GROUP = next(iter(SET_GROUPS))
 UNKNOWN = "unknown"
 
 # Main table columns besides the per-set ones, in display order.
-MEAN_COLUMN = "mean weighted F1"
+MEAN_COLUMN = "mean weighted F1"  # over the group's sets, all of them or none ("–")
+COVERAGE_COLUMN = "coverage"  # the badge: complete, or partial / unknown and why
+OWN_MEAN_COLUMN = "mean of sets scored"  # every set the run scored (a paper row: its mean)
+RANKED = "ranked"  # internal: complete runs are ranked, the others listed after them
 INFO_COLUMNS: tuple[str, ...] = (
-    "model", "source", "type", "size (B)", "training data", "format", "setting",
-    MEAN_COLUMN, "sets scored", "mean BART-score", "date",
+    "model", COVERAGE_COLUMN, "source", "type", "size (B)", "training data", "format",
+    "setting", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN, "mean BART-score", "date",
     "path", "revision", "base model", "precision", "license", "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
                                    "backend", "run_id")
-TEXT_COLUMNS: tuple[str, ...] = ("model", "source", "type", "training data", "format",
-                                 "setting", "date", "path", "revision", "base model",
+TEXT_COLUMNS: tuple[str, ...] = ("model", COVERAGE_COLUMN, "source", "type", "training data",
+                                 "format", "setting", "date", "path", "revision", "base model",
                                  "precision", "license", "backend")
 
 
@@ -66,13 +85,15 @@ def store_fingerprint(engine: Engine) -> tuple:
 
 
 def load_runs(engine: Engine) -> pd.DataFrame:
-    """One row per finished run, with its model's fields."""
+    """One row per finished run, with its model's fields and its coverage (complete: True,
+    False = partial, None = unknown)."""
     query = (
         select(
             Run.id.label("run_id"), Model.id.label("model_id"), Model.name.label("model"),
             Model.path, Model.revision, Model.type, Model.params, Model.precision,
             Model.base_model, Model.license, Model.training_data, Run.source, Run.reference,
             Run.backend, Run.format, Run.setting, Run.finished_at, Run.recorded_at,
+            Run.complete, Run.coverage,
         )
         .join(Model, Run.model_id == Model.id)
         .where(Run.status == "finished")
@@ -83,7 +104,7 @@ def load_runs(engine: Engine) -> pd.DataFrame:
     frame = rows_frame(rows, [
         "run_id", "model_id", "model", "path", "revision", "type", "params", "precision",
         "base_model", "license", "training_data", "source", "reference", "backend", "format",
-        "setting", "finished_at", "recorded_at",
+        "setting", "finished_at", "recorded_at", "complete", "coverage",
     ])
     frame["params"] = pd.to_numeric(frame["params"], errors="coerce").astype("float64")
     for col in ("finished_at", "recorded_at"):  # one unit, even when a column is all null
@@ -123,62 +144,105 @@ def size_label(params: float | None) -> str:
     return f"{params / 1e6:.3g}M"
 
 
+def _known(value) -> bool | None:
+    # The store's runs.complete as read back: True, False, or None/NaN (unknown).
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else bool(value)
+
+
+def coverage_badge(complete, coverage) -> str:
+    """The coverage column's text: "complete", or "partial: why" / "unknown: why"."""
+    state = _known(complete)
+    if state is True:
+        return "complete"
+    why = coverage if isinstance(coverage, str) and coverage else "not recorded"
+    return f"{'partial' if state is False else 'unknown'}: {why}"
+
+
 def run_label(row: pd.Series | dict) -> str:
-    """How a run is named in pickers: model (revision), source, format, setting, run id."""
+    """How a run is named in pickers: model (revision), source, format, setting, run id,
+    and its coverage unless it is complete."""
     parts = [str(row["model"])]
     if row.get("revision"):
         parts.append(f"@{row['revision']}")
     detail = [str(row["source"])] + [str(row[k]) for k in ("format", "setting") if row.get(k)]
-    return f"{' '.join(parts)} ({', '.join(detail)}; run {int(row['run_id'])})"
+    label = f"{' '.join(parts)} ({', '.join(detail)}; run {int(row['run_id'])}"
+    if "complete" in row and _known(row["complete"]) is not True:
+        label += f"; {coverage_badge(row['complete'], row.get('coverage'))}"
+    return label + ")"
+
+
+def _blank_as_missing(column: pd.Series) -> pd.Series:
+    # "" is how the store says "none" for some text fields: shown as missing ("–") too.
+    return column.where(column.astype("string").str.strip().fillna("") != "", None)
 
 
 def leaderboard_table(
     runs: pd.DataFrame,
     scores: pd.DataFrame,
     *,
-    sets: Sequence[str] = SET_NAMES,
+    sets: Sequence[str] = RANKED_SETS,
     latest_only: bool = True,
+    include_partial: bool = False,
 ) -> pd.DataFrame:
-    """One row per run: model fields, weighted F1 per set in `sets`, their mean and the
-    mean BART-score over the sets the run scored.  Runs that scored none of `sets` are left
-    out.  `latest_only` keeps the newest run per model, source, format and setting."""
+    """One row per run that scored any of `sets`: model fields, its coverage, weighted F1
+    per set in `sets` and their mean (only when it scored every one of them, so every mean
+    is over the same sets), the number of sets it scored and their mean (every set, not
+    only `sets`: a paper row's own mean), and its mean BART-score over `sets`.
+
+    Only complete runs unless `include_partial` (then partial and unknown runs too, the
+    `ranked` column False).  `latest_only` keeps the newest run per model, source, format,
+    setting and ranked-or-not, so a later partial try never hides a complete run.  Sorted:
+    ranked rows first, by the mean (missing last), then by model."""
     sets = list(sets)
+    runs = runs.assign(**{RANKED: runs["complete"].map(lambda v: _known(v) is True)
+                          .astype(bool)})
+    if not include_partial:
+        runs = runs[runs[RANKED]]
     if latest_only and not runs.empty:
         newest = runs["finished_at"].fillna(runs["recorded_at"])
         runs = (runs.assign(_when=newest)
                 .sort_values(["_when", "run_id"], ascending=False)
-                .drop_duplicates(["model_id", "source", "format", "setting"])
+                .drop_duplicates(["model_id", "source", "format", "setting", RANKED])
                 .drop(columns="_when"))
-    chosen = scores[scores["set"].isin(sets) & scores["run_id"].isin(runs["run_id"])]
-    wide = chosen.pivot(index="run_id", columns="set", values="weighted_f1")
-    wide = wide.reindex(columns=sets).astype("float64")
-    scored = wide.notna().sum(axis=1)
-    bart = chosen.groupby("run_id")["bart_score"].mean()
+    mine = scores[scores["run_id"].isin(runs["run_id"])]
+    every = (mine.pivot(index="run_id", columns="set", values="weighted_f1")
+             .reindex(columns=list(SET_NAMES)).astype("float64"))
+    wide = every[sets]
+    in_group = wide.notna().sum(axis=1)
+    bart = mine[mine["set"].isin(sets)].groupby("run_id")["bart_score"].mean()
 
     table = runs.set_index("run_id")
-    table = table.loc[table.index.intersection(scored[scored > 0].index)]
+    table = table.loc[table.index.intersection(in_group[in_group > 0].index)]
+    wide, every = wide.loc[table.index], every.loc[table.index]
     out = pd.DataFrame({
         "model": table["model"],
+        COVERAGE_COLUMN: [coverage_badge(c, w) for c, w in
+                          zip(table["complete"], table["coverage"], strict=True)],
         "source": table["source"],
         "type": table["type"].fillna(UNKNOWN),
         "size (B)": table["params"] / 1e9,
         "training data": table["training_data"].fillna(UNKNOWN),
         "format": table["format"].fillna(UNKNOWN),
-        "setting": table["setting"].fillna(""),
-        MEAN_COLUMN: wide.loc[table.index].mean(axis=1, skipna=True).round(2),
-        "sets scored": scored.loc[table.index].astype("int64"),
+        "setting": _blank_as_missing(table["setting"]),
+        # skipna=False: a row missing one of `sets` has no mean rather than one over fewer
+        MEAN_COLUMN: wide.mean(axis=1, skipna=False).round(2),
+        "sets scored": every.notna().sum(axis=1).astype("int64"),
+        OWN_MEAN_COLUMN: every.mean(axis=1, skipna=True).round(2),
         "mean BART-score": bart.reindex(table.index).round(3),
         "date": table["finished_at"].dt.strftime("%Y-%m-%d"),
-        "path": table["path"],
-        "revision": table["revision"],
+        "path": _blank_as_missing(table["path"]),
+        "revision": _blank_as_missing(table["revision"]),
         "base model": table["base_model"],
         "precision": table["precision"],
         "license": table["license"],
         "backend": table["backend"],
+        RANKED: table[RANKED],
     }, index=table.index)
-    out = out.join(wide.loc[table.index])
+    out = out.join(wide)
     out.index.name = "run_id"
-    out = out.sort_values([MEAN_COLUMN, "model"], ascending=[False, True], na_position="last")
+    out = out.sort_values([RANKED, MEAN_COLUMN, "model"], ascending=[False, False, True],
+                          na_position="last")
     return out.reset_index()
 
 
@@ -236,9 +300,13 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
 
 
 def sort_table(table: pd.DataFrame, by: str, descending: bool = True) -> pd.DataFrame:
+    """Sorted by `by` (missing values last either way), ranked rows before the others."""
     if by not in table.columns:
         return table
-    return table.sort_values(by, ascending=not descending, na_position="last", kind="stable")
+    out = table.sort_values(by, ascending=not descending, na_position="last", kind="stable")
+    if RANKED in out.columns:
+        out = out.sort_values(RANKED, ascending=False, kind="stable")
+    return out
 
 
 def visible_columns(chosen_info: Sequence[str], sets: Sequence[str]) -> list[str]:
@@ -248,6 +316,46 @@ def visible_columns(chosen_info: Sequence[str], sets: Sequence[str]) -> list[str
     lead = [c for c in INFO_COLUMNS[:cut] if c in chosen_info]
     trail = [c for c in INFO_COLUMNS[cut:] if c in chosen_info]
     return lead + list(sets) + trail
+
+
+DEFAULT_COLUMNS: tuple[str, ...] = tuple(c for c in INFO_COLUMNS if c not in DEFAULT_HIDDEN)
+
+
+@dataclass
+class View:
+    """Everything that decides what the main table shows.  The defaults are the app's first
+    view, which `imhi-bench leaderboard --csv` writes too (`default_view`)."""
+
+    group: str = DEFAULT_GROUP  # a SET_GROUPS key
+    latest_only: bool = True
+    include_partial: bool = False
+    filters: Filters = field(default_factory=Filters)
+    columns: Sequence[str] = DEFAULT_COLUMNS  # the info columns shown
+    sort_by: str = MEAN_COLUMN
+    descending: bool = True
+
+    @property
+    def sets(self) -> tuple[str, ...]:
+        return SET_GROUPS[self.group]
+
+
+def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
+    """A `leaderboard_table` filtered, sorted and cut to the view's columns; the index is
+    the table's, so `table.loc[shaped.index, RANKED]` says which rows are ranked."""
+    shown = sort_table(filter_table(table, view.filters), view.sort_by, view.descending)
+    return shown[visible_columns(view.columns, view.sets)]
+
+
+def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View) -> pd.DataFrame:
+    """The main table as `view` shows it."""
+    table = leaderboard_table(runs, scores, sets=view.sets, latest_only=view.latest_only,
+                              include_partial=view.include_partial)
+    return shape(table, view)
+
+
+def default_view(engine: Engine) -> pd.DataFrame:
+    """The ranked table as the app first shows it (View's defaults), from the store."""
+    return build_view(load_runs(engine), load_scores(engine), View())
 
 
 def _defuse_formula(value):

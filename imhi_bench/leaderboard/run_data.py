@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -21,11 +21,25 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "set", "weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1", "unparseable", "n",
     *QUALITY_COLUMNS, "labeler",
 )
+# Quality metrics stored on a 0-1 scale (their scale says so) are shown in percent, like
+# weighted F1, under a title that says it; the others (BARTScore, a log-likelihood) under a
+# title naming their own scale.
+PERCENT_QUALITY: tuple[str, ...] = tuple(m.column for m in QUALITY_METRICS
+                                         if m.scale.endswith("(0-1)"))
+QUALITY_TITLES: dict[str, str] = {
+    m.column: f"{m.label} (%)" if m.column in PERCENT_QUALITY else f"{m.label} (log-lik., <= 0)"
+    for m in QUALITY_METRICS
+}
+_PERCENT_KEYS = {m.key for m in QUALITY_METRICS if m.column in PERCENT_QUALITY}
+# SQL order of set names as SET_NAMES lists them (a plain ORDER BY set_name is by bytes).
+_SET_ORDER = case({name: i for i, name in enumerate(SET_NAMES)}, value=Sample.set_name,
+                  else_=len(SET_NAMES))
 
 
 def run_results(engine: Engine, run_id: int) -> pd.DataFrame:
     """Every stored metric of one run, one row per set in SET_NAMES order; metric columns
-    the run has no value for at all are dropped."""
+    the run has no value for at all are dropped.  Quality metrics are titled with their
+    scale (QUALITY_TITLES), the 0-1 ones in percent."""
     query = select(
         SetResult.set_name, SetResult.weighted_f1, SetResult.weighted_f1_lo,
         SetResult.weighted_f1_hi, SetResult.accuracy, SetResult.macro_f1,
@@ -41,7 +55,23 @@ def run_results(engine: Engine, run_id: int) -> pd.DataFrame:
     frame = frame.sort_values("set", key=lambda s: s.map(order)).reset_index(drop=True)
     keep = ["set", "weighted_f1"] + [
         c for c in RESULT_COLUMNS[2:] if frame[c].notna().any()]
-    return frame[keep]
+    frame = frame[keep].copy()
+    for col in PERCENT_QUALITY:
+        if col in frame:
+            frame[col] = (frame[col] * 100).round(2)
+    return frame.rename(columns=QUALITY_TITLES)
+
+
+def mean_text(mean: dict) -> str:
+    """A run's stored "mean" block as one line, 0-1 quality means in percent like the
+    per-set table."""
+    parts = []
+    for key, value in mean.items():
+        if key in _PERCENT_KEYS and isinstance(value, (int, float)):
+            parts.append(f"{key} {value * 100:.2f}%")
+        else:
+            parts.append(f"{key} {'–' if value is None else value}")
+    return ", ".join(parts)
 
 
 def run_details(engine: Engine, run_id: int) -> dict | None:
@@ -59,7 +89,7 @@ def run_details(engine: Engine, run_id: int) -> dict | None:
             "training_data")},
         "run": {c: getattr(run, c) for c in (
             "id", "source", "reference", "backend", "tasks", "format", "setting", "status",
-            "started_at", "finished_at", "recorded_at")},
+            "complete", "coverage", "started_at", "finished_at", "recorded_at")},
         "provenance": run.provenance or {},
         "generation_config": run.generation_config or {},
         "mean": run.mean or {},
@@ -106,7 +136,7 @@ def load_samples(
                *(getattr(Sample, c) for c in QUALITY_COLUMNS))
         .outerjoin(Prompt, Sample.prompt_hash == Prompt.hash)
         .where(*conditions)
-        .order_by(Sample.set_name, Sample.doc_id)
+        .order_by(_SET_ORDER, Sample.doc_id)
         .limit(max(1, int(limit)))
         .offset(max(0, int(offset)))
     )

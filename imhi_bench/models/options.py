@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -13,11 +12,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.models.loading import HUB_ID, check_hub_model, check_safetensors
 from imhi_bench.models.registry import API_BACKENDS, backend
 
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+# What PEFT's save_pretrained writes (safetensors by default, .bin with safe_serialization off)
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -63,7 +64,7 @@ def check_batch_size(value: str) -> None:
 
 def _looks_like_path(text: str) -> bool:
     """Not shaped like a hub id ("name" or "org/name"): "./m", "/abs/m", "~/m", "a/b/c"."""
-    return not _HUB_ID.match(text)
+    return not HUB_ID.match(text)
 
 
 def local_model_dir(model: str) -> Path | None:
@@ -112,6 +113,12 @@ def check_adapter(adapter: str) -> Path:
                 if (p / "config.json").is_file() else "")
         raise ImhiError(f"--adapter {adapter} has no adapter_config.json, so it is not a PEFT "
                         f"adapter folder{hint}")
+    # Without weights PEFT takes the folder for a hub id and fails with "Repo id must be in
+    # the form 'repo_name'...", which says nothing about the folder.
+    if not any((p / name).is_file() for name in ADAPTER_WEIGHTS):
+        raise ImhiError(f"--adapter {adapter} has no {' or '.join(ADAPTER_WEIGHTS)}: pass the "
+                        "folder PEFT's save_pretrained wrote (adapter_config.json + weights)")
+    check_safetensors(p, "--adapter")
     return p.resolve()
 
 
@@ -161,7 +168,7 @@ def check(opts: ModelOptions) -> None:
     if opts.base_url:
         raise ImhiError(f"--base-url is for the API backends ({', '.join(API_BACKENDS)}), "
                         f"not {opts.backend}")
-    local_model_dir(opts.model)
+    local = local_model_dir(opts.model)
     if opts.adapter:
         check_adapter(opts.adapter)
     if opts.backend == "vllm":
@@ -172,3 +179,16 @@ def check(opts: ModelOptions) -> None:
             raise ImhiError("--gpu-memory-utilization must be in (0, 1]")
     if opts.adapter and find_spec("peft") is None and opts.backend != "vllm":
         raise ImhiError("--adapter needs peft: pip install 'imhi-bench[train]'")
+    if opts.device and opts.backend != "vllm":  # vLLM places the model itself
+        from imhi_bench.models.device import check_device
+
+        check_device(opts.device)
+    if local is not None:  # last: reads the weight files' headers
+        check_safetensors(local, "--model")
+
+
+def check_download(opts: ModelOptions) -> None:
+    """A hub id must be downloadable (or cached when the hub is offline): asks the hub, so
+    it is kept out of `check`, which looks at the disk only."""
+    if not is_api(opts) and local_model_dir(opts.model) is None:
+        check_hub_model(opts.model, "--model", revision=opts.revision)

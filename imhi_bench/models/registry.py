@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.lazy import resolve
 
 if TYPE_CHECKING:
@@ -76,3 +76,25 @@ def model_args(opts: ModelOptions) -> tuple[str, dict]:
     key is read by the model class from the environment variable named here."""
     entry = backend(opts.backend)
     return entry.lm_eval_name, resolve(entry.build_args)(opts)
+
+
+def load_model(mopts: ModelOptions):
+    """The lm-eval model object of the backend; loading errors become one line."""
+    from imhi_bench.models.loading import damaged_weights_message, is_safetensors_error
+
+    _, args = model_args(mopts)
+    what = f"{mopts.model}" + (f" with adapter {mopts.adapter}" if mopts.adapter else "")
+    try:
+        return model_class(mopts.backend).create_from_arg_obj(args)
+    except ImhiError:
+        raise
+    except (OSError, ValueError, RuntimeError, ImportError, TypeError) as e:
+        raise ImhiError(f"cannot load model {what} ({mopts.backend} backend): "
+                        f"{first_line(e)}") from None
+    except Exception as e:
+        # safetensors' error derives from Exception only; the header check in
+        # models.options catches most damage first, this the rest (a shard in the cache)
+        if not is_safetensors_error(e):
+            raise
+        raise ImhiError(f"cannot load model {what}: {damaged_weights_message(what)} "
+                        f"({first_line(e)})") from None

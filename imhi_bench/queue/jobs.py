@@ -9,11 +9,20 @@ Exactly once, under any number of workers on SQLite or PostgreSQL:
   never both get a job: on SQLite writers are serialised (BEGIN IMMEDIATE); on PostgreSQL
   the second UPDATE waits for the first's row lock, re-checks `status = 'PENDING'` on the
   committed row, matches nothing, and the worker tries the next row;
-* a claim is identified by (worker id, attempt number), and every later write by the
-  worker (heartbeat, finish, fail, release) is conditional on it.  A job requeued while its
-  worker was merely slow is therefore never finished by that worker: `finish` records the
-  run and marks the job FINISHED in one transaction, and rolls the run back when the claim
-  is no longer its own.  So a submission ends with exactly one completed run.
+* a claim is identified by (worker id, claim time, attempt number), and every later write
+  by the worker (heartbeat, finish, fail, release) is conditional on it.  A job requeued
+  while its worker was merely slow is therefore never finished by that worker: `finish`
+  records the run and marks the job FINISHED in one transaction, and rolls the run back
+  when the claim is no longer its own.  So a submission ends with exactly one completed run.
+
+`attempts` counts the claims that did not end in their worker's hands: a claim adds one, a
+graceful stop (`release`: Ctrl-C, SIGTERM) takes it back, so what remains are the workers
+that died or went silent holding the job (`requeue_stale`), plus the claim now running.  A
+job fails after MAX_ATTEMPTS crashes, however often workers were stopped cleanly while
+running it.  Fencing does not rely on `attempts` growing: a worker id is unique per process,
+one process holds one claim at a time (its heartbeat thread is stopped before it finishes,
+fails or releases a job), and the claim time tells apart two claims of the same job by the
+same worker even when `attempts` came back to the same number in between.
 
 Times are naive UTC from the workers' clocks: workers on several machines need synchronised
 clocks (NTP), and a heartbeat timeout well above the skew.
@@ -70,7 +79,8 @@ def _row(sub: Submission) -> dict:
 
 def _mine(claim: Claim):
     return (Submission.id == claim.id, Submission.status == RUNNING,
-            Submission.worker == claim.worker, Submission.attempts == claim.attempt)
+            Submission.worker == claim.worker, Submission.claimed_at == claim.claimed_at,
+            Submission.attempts == claim.attempt)
 
 
 # --------------------------------------------------------------------------- workers
@@ -79,7 +89,7 @@ def _mine(claim: Claim):
 def requeue_stale(factory: sessionmaker, timeout: float, *, now: _dt.datetime | None = None,
                   max_attempts: int = MAX_ATTEMPTS) -> list[str]:
     """Return RUNNING jobs whose heartbeat is older than `timeout` seconds to PENDING (or
-    FAILED after `max_attempts` claims); the ids requeued."""
+    FAILED when this is their `max_attempts`-th lost worker); the ids requeued."""
     now = now or utcnow()
     cutoff = now - _dt.timedelta(seconds=timeout)
     stale = (Submission.status == RUNNING, Submission.heartbeat < cutoff)
@@ -214,11 +224,13 @@ def fail(factory: sessionmaker, claim: Claim, error: str) -> bool:
 
 def release(factory: sessionmaker, claim: Claim, reason: str) -> bool:
     """Give a job back (the worker is stopping): PENDING again at once, not after the
-    timeout.  The attempt still counts."""
+    timeout.  A clean stop is not the job's fault: its claim is taken back from `attempts`,
+    which counts crashes only (see the module docstring)."""
     with write_session(factory) as session:
         return session.execute(
             update(Submission).where(*_mine(claim))
-            .values(status=PENDING, worker=None, error=one_line(reason))
+            .values(status=PENDING, worker=None, error=one_line(reason),
+                    attempts=Submission.attempts - 1)
             .execution_options(synchronize_session=False)).rowcount == 1
 
 
@@ -242,24 +254,33 @@ def requeue(factory: sessionmaker, sub_id: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-STATUS_FIELDS: tuple[str, ...] = ("id", "name", "model", "revision", "status", "runs", "error",
-                                  "submitted", "finished")
+STATUS_FIELDS: tuple[str, ...] = ("id", "name", "model", "revision", "status", "runs",
+                                  "run_id", "weighted_f1", "error", "submitted", "finished")
+
+
+def _mean_f1(mean) -> float | None:
+    value = mean.get("weighted_f1") if isinstance(mean, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) -> list[dict]:
     """Every submission (or the one `sub_id`), oldest first, with `runs`: how many finished
-    runs in the store evaluated it.  `store`: a session factory or an engine."""
-    runs = (select(Run.submission_id, func.count(Run.id).label("n"))
-            .where(Run.submission_id.is_not(None), Run.status == "finished")
-            .group_by(Run.submission_id).subquery())
-    query = (select(Submission, func.coalesce(runs.c.n, 0))
+    runs in the store evaluated it, and `run_id` / `weighted_f1`: the newest of them and its
+    mean weighted F1 (None when there is none).  `store`: a session factory or an engine."""
+    finished = (Run.submission_id.is_not(None), Run.status == "finished")
+    runs = (select(Run.submission_id, func.count(Run.id).label("n"),
+                   func.max(Run.id).label("newest"))
+            .where(*finished).group_by(Run.submission_id).subquery())
+    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, Run.mean)
              .outerjoin(runs, runs.c.submission_id == Submission.id)
+             .outerjoin(Run, Run.id == runs.c.newest)
              .order_by(Submission.submitted, Submission.id))
     if sub_id is not None:
         query = query.where(Submission.id == sub_id)
     bind = store if isinstance(store, Engine) else store.kw["bind"]
     with Session(bind=bind) as session:
-        return [{**_row(sub), "runs": int(n)} for sub, n in session.execute(query)]
+        return [{**_row(sub), "runs": int(n), "run_id": newest, "weighted_f1": _mean_f1(mean)}
+                for sub, n, newest, mean in session.execute(query)]
 
 
 def run_ids(factory: sessionmaker, sub_id: str) -> list[int]:

@@ -146,6 +146,27 @@ def _is_adapter_folder(path: str) -> bool:
         not (p / "config.json").is_file()
 
 
+def precheck(opts: SubmitOptions) -> None:
+    """The checks that load nothing and ask no hub (name, precision, backend, the model and
+    adapter paths), run before the store is opened: a typo fails at once, creating nothing.
+    `prepare` checks everything again, and the rest."""
+    from imhi_bench.models.options import check_adapter as adapter_folder
+    from imhi_bench.models.options import local_model_dir
+
+    check_name(opts.name)
+    if opts.precision is not None and opts.precision.strip().lower() not in PRECISIONS:
+        raise ImhiError(f"--precision {opts.precision!r}: use one of {', '.join(PRECISIONS)}")
+    if opts.backend is not None and opts.backend not in SUBMIT_BACKENDS:
+        raise ImhiError(f"--backend {opts.backend!r}: submissions are checkpoints; use one of "
+                        f"{', '.join(SUBMIT_BACKENDS)}")
+    if not opts.model or not opts.model.strip():
+        raise ImhiError("--model is empty: pass a model folder or a hub id")
+    if not _is_adapter_folder(opts.model):
+        local_model_dir(opts.model)  # a path that is no model folder; None for a hub id
+    if opts.adapter:
+        adapter_folder(opts.adapter)
+
+
 def prepare(opts: SubmitOptions) -> dict:
     """Check everything and return the submission record (manifest and store row); writes
     nothing.  Raises ImhiError with one line on the first problem."""

@@ -24,7 +24,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.models.options import check_batch_size
 from imhi_bench.queue.checkpoint import content_hash
 from imhi_bench.queue.jobs import (
@@ -42,9 +42,10 @@ from imhi_bench.queue.jobs import (
     requeue_stale,
     waiting_for_remote_code,
 )
-from imhi_bench.queue.submission import PRECISIONS, submissions_dir
+from imhi_bench.queue.submission import PRECISIONS, SUBMIT_BACKENDS, submissions_dir
 
 MODES = ("once", "drain", "forever")
+DEBUG_ENV = "IMHI_DEBUG"  # as the command line's --debug
 LOST = "LOST"
 
 
@@ -64,6 +65,7 @@ class WorkerOptions:
     bootstrap: int = 1000
     poll: float = 30.0
     worker_id: str | None = None
+    debug: bool = False  # a crashing job's traceback on stderr (also $IMHI_DEBUG=1)
 
 
 def heartbeat_interval(timeout: float) -> float:
@@ -72,6 +74,8 @@ def heartbeat_interval(timeout: float) -> float:
 
 
 def check_options(opts: WorkerOptions) -> None:
+    """Every option, before anything is claimed: a bad option would otherwise fail each job
+    it touched (with --drain, the whole queue) while the worker exits 0."""
     if opts.mode not in MODES:
         raise ImhiError(f"unknown worker mode {opts.mode!r}: use one of {', '.join(MODES)}")
     if opts.heartbeat_timeout <= 0:
@@ -82,7 +86,36 @@ def check_options(opts: WorkerOptions) -> None:
         raise ImhiError("--limit must be a positive number of samples per task")
     if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
         raise ImhiError("--max-new-tokens must be at least 1")
+    if opts.bootstrap < 0:
+        raise ImhiError(f"--bootstrap {opts.bootstrap}: give 0 (no CI) or more resamples")
     check_batch_size(opts.batch_size)
+    check_tasks(opts.tasks, opts.data_dir)
+    check_submissions_dir(opts.submissions_dir)
+
+
+def check_tasks(tasks: str | None, data_dir: str | None) -> None:
+    """--tasks names tasks that exist, with their data under --data-dir, for every backend a
+    submission may use: a set name means another task per format (imhi_dr for hf,
+    imhi_completion_dr for hf-seq2seq), and the default is the backend's full group."""
+    from imhi_bench.models import registry
+    from imhi_bench.runs.selection import select_tasks
+
+    formats: dict[str, str] = {}
+    for name in SUBMIT_BACKENDS:
+        formats.setdefault(registry.backend(name).default_format, name)
+    for backend in formats.values():
+        select_tasks(tasks, backend, data_dir)
+
+
+def check_submissions_dir(path: str | None) -> None:
+    """The submissions dir (run folders and the cache go there) can be a folder."""
+    directory = submissions_dir(path)
+    folder = directory
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ImhiError(f"--submissions-dir {directory}: {folder} is a file, not a folder: "
+                        "pass a folder (or set $IMHI_SUBMISSIONS_DIR)")
 
 
 def work(opts: WorkerOptions, log=print) -> dict[str, int]:
@@ -116,6 +149,7 @@ def work(opts: WorkerOptions, log=print) -> dict[str, int]:
 def run_job(factory, job: Claim, opts: WorkerOptions, directory: Path, log=print) -> str:
     """Evaluate one claimed submission; returns FINISHED, FAILED or LOST."""
     from imhi_bench.runs.evaluate import run_eval
+    from imhi_bench.scoring.report import score_table
 
     sub = job.row
     log(f"claimed {sub['id']} ({sub['name']}, attempt {job.attempt})")
@@ -133,17 +167,28 @@ def run_job(factory, job: Claim, opts: WorkerOptions, directory: Path, log=print
     except ImhiError as e:
         return _failed(factory, job, str(e), log)
     except (KeyboardInterrupt, SystemExit):
-        release(factory, job, "requeued: its worker was stopped")
-        log(f"released {sub['id']}: back to PENDING")
+        if release(factory, job, "requeued: its worker was stopped"):
+            log(f"released {sub['id']}: back to PENDING")
+        else:
+            log(f"{sub['id']} had been requeued meanwhile: left to its new worker")
         raise
     except Exception as e:  # noqa: BLE001 - a model may break in any way; the worker goes on
-        traceback.print_exc(file=sys.stderr)
-        first = (str(e).strip().splitlines() or [""])[0]
-        return _failed(factory, job, f"evaluation crashed: {type(e).__name__}: {first}", log)
+        # The one line goes to the job (and the log); the traceback only when debugging, or
+        # every broken submission would fill the worker's stderr.
+        if _debug(opts):
+            traceback.print_exc(file=sys.stderr)
+        detail = f": {first_line(e)}" if str(e).strip() else ""
+        return _failed(factory, job, f"evaluation crashed: {type(e).__name__}{detail}", log)
     finally:
         _free_memory()
     log(f"FINISHED {sub['id']}: run {run_id}")
+    # The job's scores, as `imhi-bench eval` shows them (the table ends with the notice).
+    log(score_table(run.report))
     return FINISHED
+
+
+def _debug(opts: WorkerOptions) -> bool:
+    return opts.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _failed(factory, job: Claim, error: str, log) -> str:

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import re
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imhi_bench.core.errors import ImhiError, first_line
+from imhi_bench.core.errors import ImhiError
 from imhi_bench.models.options import ModelOptions
+from imhi_bench.models.registry import load_model  # here, so a test can stand one in
+from imhi_bench.runs.folder import folder_name
 from imhi_bench.runs.selection import TaskSelection, select_tasks
 
 
@@ -70,7 +72,28 @@ def default_name(opts: EvalOptions) -> str:
     if opts.model.adapter:
         base += "+" + Path(opts.model.adapter.rstrip("/")).name
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return re.sub(r"[^\w.+-]+", "_", f"{base}-{opts.model.backend}-{stamp}")
+    return folder_name(f"{base}-{opts.model.backend}-{stamp}")
+
+
+def check_data_files(selection: TaskSelection, data_dir: Path) -> None:
+    """Every row of every task's data file parses (`read_csv` finds a truncated or damaged
+    file), before a model loads: lm-eval reads them only after, and a bad row would
+    otherwise surface after generation."""
+    from imhi_bench.benchmark.data import load_examples
+    from imhi_bench.tasks.names import parse_task
+
+    for task in selection.tasks:
+        s, fmt = parse_task(task)
+        load_examples(s.name, fmt, data_dir)
+
+
+def check_quality_models(quality) -> None:
+    """BERTScore's model loads only after generation: check now that a hub id can be had
+    (BART's is checked by `quality_config` and the tasks' dataset hook)."""
+    if quality is not None and "bertscore" in quality.metrics:
+        from imhi_bench.scoring.quality.bertscore import check_bertscore_model
+
+        check_bertscore_model(quality.bertscore_model)
 
 
 def task_metadata(data_dir: Path, quality) -> dict:
@@ -118,21 +141,6 @@ def _quiet_libraries():
             logging.getLogger(n).setLevel(lvl)
         if tv is not None:
             transformers.logging.set_verbosity(tv)
-
-
-def load_model(mopts: ModelOptions):
-    """The lm-eval model object of the backend; loading errors become one line."""
-    from imhi_bench.models.registry import model_args, model_class
-
-    _, args = model_args(mopts)
-    try:
-        return model_class(mopts.backend).create_from_arg_obj(args)
-    except ImhiError:
-        raise
-    except (OSError, ValueError, RuntimeError, ImportError, TypeError) as e:
-        what = f"{mopts.model}" + (f" with adapter {mopts.adapter}" if mopts.adapter else "")
-        raise ImhiError(f"cannot load model {what} ({mopts.backend} backend): "
-                        f"{first_line(e)}") from None
 
 
 def _use_chat_template(opts: EvalOptions, lm) -> bool:
@@ -185,8 +193,12 @@ def _fewshot_seed(opts: EvalOptions) -> int:
     return opts.seed if opts.fewshot_seed is None else opts.fewshot_seed
 
 
-def run_eval(opts: EvalOptions, log=print) -> EvalRun:
-    """Run, score and write the run folder; `log` gets the notes worth showing a user."""
+def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | None = None
+             ) -> EvalRun:
+    """Run, score and write the run folder; `log` gets the notes worth showing a user.
+    `preflight` runs after every check that needs no model and before the model loads:
+    the CLI opens the results store there, so a run that could not be recorded never
+    starts."""
     from imhi_bench.benchmark.data import resolve_data_dir
     from imhi_bench.models import options as model_options
     from imhi_bench.models.identity import model_identity
@@ -200,15 +212,24 @@ def run_eval(opts: EvalOptions, log=print) -> EvalRun:
         raise ImhiError("--max-new-tokens must be at least 1")
     if opts.num_fewshot < 0:
         raise ImhiError(f"--num-fewshot must be 0 or more demonstrations (got {opts.num_fewshot})")
+    if opts.bootstrap < 0:  # score_run would take it as "no CI" without a word
+        raise ImhiError(f"--bootstrap must be 0 (no confidence interval) or a number of "
+                        f"resamples such as 1000 (got {opts.bootstrap})")
     selection = select_tasks(opts.tasks, opts.model.backend, opts.data_dir)
     opts.model.seed = opts.seed
     model_options.check(opts.model)
     name = opts.name or default_name(opts)
-    run_dir = Path(opts.output or Path("runs") / name).expanduser().resolve()
-    check_output(run_dir)
+    run_dir = Path(opts.output or Path("runs") / folder_name(name)).expanduser().resolve()
+    check_output(run_dir)  # and that it can be written
     data_dir = resolve_data_dir(opts.data_dir).resolve()
+    check_data_files(selection, data_dir)
     fewshot, fewshot_notes = fewshot_plan(selection.tasks, opts.num_fewshot,
                                           _fewshot_seed(opts), data_dir)
+    # the network last: a hub id must be downloadable, BERTScore's model too
+    model_options.check_download(opts.model)
+    check_quality_models(opts.quality)
+    if preflight is not None:
+        preflight()
     for note in selection.notes + fewshot_notes:
         log(note)
     if opts.limit:

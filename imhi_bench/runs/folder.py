@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from imhi_bench.benchmark.data import read_csv
 from imhi_bench.benchmark.sets import SET_NAMES, get_set
-from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.fileio import (
     atomic_write_json,
     atomic_write_text,
@@ -60,11 +61,41 @@ def samples_file(task: str) -> str:
 # --------------------------------------------------------------------------------------
 
 def check_output(path: Path) -> None:
-    """A run may replace an earlier run folder, never a folder holding anything else."""
+    """A run may replace an earlier run folder, never a folder holding anything else, and
+    its folder can be made (`check_writable`): checked before any work starts."""
     if path.exists() and (not path.is_dir() or (any(path.iterdir())
                                                 and not (path / RESULTS_FILE).is_file())):
         raise ImhiError(f"--output {path} exists and is not an imhi-bench run folder: pass a "
                         "new folder (a previous run folder is replaced)")
+    check_writable(path)
+
+
+def folder_name(name: str) -> str:
+    """`name` as one folder name under runs/: separators and other odd characters become
+    "_", and leading dots go, so `--name ../../x` stays inside runs/ (as `_.._x`) and no
+    name makes a hidden folder."""
+    cleaned = re.sub(r"[^\w.+-]+", "_", name.strip()).lstrip(".")
+    return cleaned or "run"
+
+
+def check_writable(run_dir: Path) -> None:
+    """The run folder can be made: its nearest existing ancestor is a folder we may write
+    in.  Probed with a real temporary file (permission bits lie to root and on read-only
+    mounts), which is removed at once, so a failure here leaves nothing behind."""
+    ancestor = run_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ImhiError(f"--output {run_dir}: {ancestor} is a file, not a folder: pass an "
+                        "--output inside a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".imhi-write-check-", dir=ancestor)
+    except OSError as e:
+        raise ImhiError(f"--output {run_dir}: cannot write in {ancestor} "
+                        f"({e.strerror or type(e).__name__}): pass an --output you can write "
+                        "to") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def sample_record(logged: dict, sample) -> dict:
@@ -165,9 +196,14 @@ def _set_of(path: Path) -> str:
 
 def read_imhi_csv(path: Path) -> PredictionFile:
     name = _set_of(path)
-    rows = read_csv(path, (GOLD, GENERATED))
+    try:
+        rows = read_csv(path, (GOLD, GENERATED))
+        sha = sha256_file(path)
+    except OSError as e:  # unreadable (permissions); missing or a folder: read_csv says so
+        raise ImhiError(f"cannot read {path}: {e.strerror or first_line(e)}: check the "
+                        "--predictions path and its permissions") from None
     preds = [Prediction(i, r[GOLD], r[GENERATED]) for i, r in enumerate(rows)]
-    return PredictionFile(name, path, sha256_file(path), preds)
+    return PredictionFile(name, path, sha, preds)
 
 
 
@@ -192,6 +228,58 @@ def _first(value):
     return value if isinstance(value, str) else ""
 
 
+def _jsonl_lines(path: Path):
+    """(line number, text) of each non-blank line; a file that cannot be read or is not
+    UTF-8 is one ImhiError naming the file and line (lm-eval writes UTF-8 JSON)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ImhiError(f"cannot read {path}: {e.strerror or first_line(e)}: check the "
+                        "--predictions path and its permissions") from None
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        try:
+            text = line.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise ImhiError(f"{path.name}:{lineno} is not UTF-8 text (bad byte at column "
+                            f"{e.start + 1}): re-save the file as UTF-8") from None
+        if text.strip():
+            yield lineno, text
+
+
+def _kind(value) -> str:
+    """The JSON type of a parsed value, for messages."""
+    for types, kind in (((bool,), "boolean"), ((int, float), "number"), ((str,), "string"),
+                        ((list,), "array"), ((dict,), "object")):
+        if isinstance(value, types):
+            return kind
+    return "null"
+
+
+def _sample_fields(rec, where: str) -> tuple[dict, object, str, str | None, object]:
+    """(doc, gold, generation, prompt, doc id) of one lm-eval sample record; anything of the
+    wrong shape is an ImhiError naming `where` (file:line)."""
+    expected = "expected the JSONL lm_eval --log_samples writes"
+    if not isinstance(rec, dict):
+        raise ImhiError(f"{where} is a JSON {_kind(rec)}, not an lm-eval sample record (an "
+                        f"object): {expected}")
+    doc = rec.get("doc")
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ImhiError(f"{where}: \"doc\" is a JSON {_kind(doc)}, not an object: {expected}")
+    gen = _first(rec.get("filtered_resps", rec.get("resps")))
+    args = rec.get("arguments")
+    if isinstance(args, dict):
+        first_args = args.get("gen_args_0")
+        prompt = first_args.get("arg_0") if isinstance(first_args, dict) else None
+    else:
+        prompt = _first(args) if args else None
+    if not isinstance(prompt, str):
+        prompt = None
+    return doc, doc.get("gold", rec.get("target")), gen, prompt, \
+        rec.get("doc_id", doc.get("doc_id"))
+
+
 def read_samples_jsonl(path: Path) -> PredictionFile:
     """One lm-eval per-sample JSONL file (one IMHI task)."""
     from imhi_bench.tasks.names import parse_task
@@ -199,33 +287,43 @@ def read_samples_jsonl(path: Path) -> PredictionFile:
     task = _task_of(path)
     preds: list[Prediction] = []
     names: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                doc = rec.get("doc") or {}
-                gold = doc.get("gold", rec.get("target"))
-                gen = _first(rec.get("filtered_resps", rec.get("resps")))
-                args = rec.get("arguments")
-                prompt = (args.get("gen_args_0", {}).get("arg_0") if isinstance(args, dict)
-                          else _first(args) if args else None)
-                doc_id = int(rec.get("doc_id", doc.get("doc_id", lineno - 1)))
-            except (ValueError, AttributeError, TypeError) as e:
-                raise ImhiError(f"{path.name} line {lineno} is not an lm-eval sample record "
-                                f"({e}): expected the JSONL lm_eval --log_samples writes") from None
-            if not isinstance(gold, str):
-                raise ImhiError(f"{path.name} line {lineno} has no gold response (doc.gold or "
-                                "target): is this an IMHI task's samples file?")
-            name = doc.get("set") or (parse_task(task)[0].name if task else None)
-            if name is None:
-                raise ImhiError(
-                    f"{path.name}: cannot tell the IMHI set (no doc.set, and the file name "
-                    "names no IMHI task): name it samples_<task>.jsonl, e.g. samples_imhi_dr.jsonl"
-                )
+    for lineno, line in _jsonl_lines(path):
+        where = f"{path.name}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise ImhiError(f"{where} is not valid JSON ({first_line(e)}): expected one lm-eval "
+                            "sample record per line, as lm_eval --log_samples writes") from None
+        doc, gold, gen, prompt, raw_id = _sample_fields(rec, where)
+        if not isinstance(gold, str):
+            raise ImhiError(f"{where} has no gold response (doc.gold or target, a string): is "
+                            "this an IMHI task's samples file?")
+        doc_id = lineno - 1 if raw_id is None else raw_id
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (int, str)):
+            raise ImhiError(f"{where}: doc_id {doc_id!r} is not an integer: fix or drop it")
+        try:
+            doc_id = int(doc_id)
+        except ValueError:
+            raise ImhiError(f"{where}: doc_id {doc_id!r} is not an integer: fix or drop it") \
+                from None
+        name = doc.get("set")
+        if name is None:
+            name = parse_task(task)[0].name if task else None
+        if name is None:
+            raise ImhiError(
+                f"{path.name}: cannot tell the IMHI set (no doc.set, and the file name "
+                "names no IMHI task): name it samples_<task>.jsonl, e.g. samples_imhi_dr.jsonl"
+            )
+        if not isinstance(name, str):
+            raise ImhiError(f"{where}: doc.set is {json.dumps(name)}, not a set name: use one "
+                            f"of {' '.join(SET_NAMES)} (or drop it and name the file "
+                            "samples_<task>.jsonl)")
+        try:
             names.add(get_set(name).name)
-            preds.append(Prediction(doc_id, gold, gen, prompt))
+        except ImhiError:
+            raise ImhiError(f"{where}: unknown IMHI set {name!r} in doc.set: use one of "
+                            f"{' '.join(SET_NAMES)}") from None
+        preds.append(Prediction(doc_id, gold, gen, prompt))
     if not preds:
         raise ImhiError(f"{path} is empty: expected one lm-eval sample record per line")
     if len(names) > 1:

@@ -1,15 +1,43 @@
 """Scoring generations that already exist (`imhi-bench score`): a run folder, lm-eval's
 samples, or MentaLLaMA's IMHI.py output, read by `imhi_bench.runs.folder` and scored by the
-same pipeline as `imhi-bench eval`."""
+same pipeline as `imhi-bench eval`.
+
+Reading (`read_predictions`, quick: every file is checked here) and scoring (which may run
+quality models for minutes) are separate steps, so a command can check its other inputs,
+the results store say, between the two."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.benchmark.data import identify_file
 from imhi_bench.runs.folder import load_predictions
 from imhi_bench.scoring.pipeline import ScoredRun, SetInput, score_run
+
+
+@dataclass
+class Predictions:
+    """Every set's generations under a path, ready to score."""
+
+    inputs: dict[str, SetInput]
+    provenance: dict
+
+
+def read_predictions(path: str | os.PathLike,
+                     data_dir: str | os.PathLike | None = None) -> Predictions:
+    """Read and check the predictions under `path`; each set's provenance names the
+    predictions file and the released data file its gold responses come from."""
+    inputs = {}
+    for name, pf in load_predictions(path).items():
+        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
+        inputs[name] = SetInput(rows, {
+            "predictions_file": str(pf.path.resolve()),
+            "predictions_sha256": pf.sha256,
+            **identify_file(name, [r.gold for r in pf.rows], data_dir),
+        }, where=pf.path.name)
+    return Predictions(inputs, {"source": "score", "predictions": str(Path(path).resolve())})
 
 
 def score_predictions(
@@ -19,16 +47,11 @@ def score_predictions(
     seed: int = 0,
     bootstrap: int = 1000,
     quality=None,
+    predictions: Predictions | None = None,
 ) -> ScoredRun:
-    """The score JSON of every set's predictions under `path`; each set's provenance names
-    the predictions file and the released data file its gold responses come from."""
-    inputs = {}
-    for name, pf in load_predictions(path).items():
-        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
-        inputs[name] = SetInput(rows, {
-            "predictions_file": str(pf.path.resolve()),
-            "predictions_sha256": pf.sha256,
-            **identify_file(name, [r.gold for r in pf.rows], data_dir),
-        }, where=pf.path.name)
-    provenance = {"source": "score", "predictions": str(Path(path).resolve())}
-    return score_run(inputs, provenance, seed=seed, n_boot=bootstrap, quality=quality)
+    """The score JSON of every set's predictions under `path` (or of `predictions`, already
+    read from it by `read_predictions`)."""
+    if predictions is None:
+        predictions = read_predictions(path, data_dir)
+    return score_run(predictions.inputs, dict(predictions.provenance), seed=seed,
+                     n_boot=bootstrap, quality=quality)

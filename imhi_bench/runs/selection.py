@@ -1,7 +1,7 @@
 """Which lm-eval tasks a run asks for: `--tasks` (groups, tasks or set names) -> the leaf
 tasks, what lm-eval is asked to build, and notes on sets skipped for lack of data.
 
-Sets whose files are absent (SWMH and CLP are not redistributed) are skipped from a group
+Sets whose files are absent (CLP was never released; a copy may lack others) are skipped
 with a note saying where to put them; a task asked for by name fails instead."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def select_tasks(text: str | None, backend: str, data_dir: str | None = None) ->
     from imhi_bench.tasks.names import GROUPS, PREFIX, group_tasks, parse_task, task_name
 
     fmt = registry.backend(backend).default_format
-    text = text or ("imhi" if fmt == "instruction" else "imhi_completion")
+    if text is None:  # not given; an empty --tasks '' is refused below, not defaulted
+        text = "imhi" if fmt == "instruction" else "imhi_completion"
     root = resolve_data_dir(data_dir)
     items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if not items:

@@ -11,6 +11,11 @@ worker all call it, so all three write one schema:
      "mean": {...same metrics, "sets": count},
      "provenance": {...},
      "notice": NON_CLINICAL_NOTICE}
+
+A set a classifier labeler read also has "labels_by_rules" and "labels_by_classifier" (how
+many labels the rules' explicit answers decided, how many the classifier read), and with
+consistency "consistency_by_rules" and "consistency_by_classifier" (the same, for its
+reading of the explanations).
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from imhi_bench.benchmark.sets import (
     get_set,
 )
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.labeler.explicit import CLASSIFIER, RULES, read_labels
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.reader import extract_label
 from imhi_bench.scoring.metrics import mean_over_sets, score_set, set_seed
 from imhi_bench.scoring.provenance import base_provenance
 from imhi_bench.scoring.quality.table import METRICS
 
-RULES = "rules"
+LABEL_BY = "label_by"  # per-sample: who decided the label when a classifier labeler ran
 
 
 @dataclass
@@ -59,8 +65,10 @@ def label_samples(
 ) -> list[Sample]:
     """(doc_id, gold response, generation, prompt) rows -> labelled samples.
 
-    `labeler`, if given and covering the set, reads the labels instead of the rules; it
-    has `.sets`, `.name` and `.predict(set, texts) -> list[class]`."""
+    `labeler`, if given and covering the set, reads the labels instead of the rules, except
+    where the rules find an explicit answer (`labeler.explicit`); it has `.sets`, `.name`
+    and `.predict(set, texts) -> list[class]`.  Each sample then says who decided its label
+    (extra "label_by": "rules" or "classifier")."""
     set_name = get_set(set_name).name
     rows = list(rows)
     golds = [
@@ -68,14 +76,26 @@ def label_samples(
         for doc_id, gold, _, _ in rows
     ]
     gens = [g if isinstance(g, str) else "" for _, _, g, _ in rows]
+    reading = None
     if labeler is not None and set_name in labeler.sets:
-        labels = list(labeler.predict(set_name, gens))
+        reading = read_labels(labeler, set_name, gens)
+        labels = reading.labels
     else:
         labels = [extract_label(set_name, g) for g in gens]
-    return [
+    samples = [
         Sample(set_name, doc_id, gold, gen, gl, lab, lab == gl, prompt)
         for (doc_id, gold, _, prompt), gen, gl, lab in zip(rows, gens, golds, labels, strict=True)
     ]
+    if reading is not None:
+        for i, sample in enumerate(samples):
+            sample.extra[LABEL_BY] = reading.source(i)
+    return samples
+
+
+def _decided(flags: Iterable[bool], prefix: str) -> dict[str, int]:
+    """{"<prefix>_by_rules": n, "<prefix>_by_classifier": m} of per-sample rule flags."""
+    flags = list(flags)
+    return {f"{prefix}_by_rules": sum(flags), f"{prefix}_by_classifier": len(flags) - sum(flags)}
 
 
 def score_samples(
@@ -99,9 +119,11 @@ def score_samples(
     sets = {}
     for name, m in per_set.items():
         sets[name] = m.to_json()
-        sets[name]["labeler"] = (
-            labeler.name if labeler is not None and name in labeler.sets else RULES
-        )
+        covered = labeler is not None and name in labeler.sets
+        sets[name]["labeler"] = labeler.name if covered else RULES
+        if covered:
+            sets[name].update(_decided((s.extra.get(LABEL_BY) == RULES for s in samples[name]),
+                                       "labels"))
     return {"sets": sets, "mean": mean_over_sets(per_set)}
 
 
@@ -127,6 +149,10 @@ def add_quality(scores: dict, samples: dict[str, list[Sample]], quality) -> None
                 sample.extra["rule_label"] = rule
                 sample.extra["classifier_label"] = cls
         scores["sets"][name].update(q.to_json())
+        if q.classifier_by_rules is not None:
+            for sample, by_rules in zip(rows, q.classifier_by_rules, strict=True):
+                sample.extra["classifier_label_by"] = RULES if by_rules else CLASSIFIER
+            scores["sets"][name].update(_decided(q.classifier_by_rules, "consistency"))
     for key in QUALITY_KEYS:
         values = [m[key] for m in scores["sets"].values() if m.get(key) is not None]
         if values and len(values) == len(scores["sets"]):

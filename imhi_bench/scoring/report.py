@@ -31,6 +31,18 @@ def _ci(ci: Sequence[float] | None) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
+def labeler_cell(m: dict) -> str:
+    """The labeler column: its name and, for a classifier, how many labels (and consistency
+    readings) the rules' explicit answers decided, since those were not the classifier's."""
+    name = m.get("labeler", "")
+    if "labels_by_rules" not in m:
+        return name
+    counts = f"rules decided {m['labels_by_rules']} explicit answers"
+    if "consistency_by_rules" in m:
+        counts += f", {m['consistency_by_rules']} in explanations"
+    return f"{name} ({counts})"
+
+
 def score_table(report: dict) -> str:
     """Per-set and mean metrics of a score JSON, then the notice."""
     sets = report["sets"]
@@ -43,7 +55,7 @@ def score_table(report: dict) -> str:
             [name, m["n"], _fmt(m["weighted_f1"]), _ci(m.get("weighted_f1_ci")),
              _fmt(m["accuracy"]), _fmt(m["macro_f1"]), m["unparseable"]]
             + [_fmt(m.get(k)) for k, _ in extra]
-            + [m.get("labeler", "")]
+            + [labeler_cell(m)]
         )
     mean = report.get("mean") or {}
     if mean and len(sets) > 1:

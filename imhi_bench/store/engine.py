@@ -14,7 +14,7 @@ scratch store to the previous head, then (and review the generated file, bump
 HEAD_REVISION):
     from alembic import command
     cfg = alembic_config("sqlite:///scratch.sqlite")
-    command.revision(cfg, "what changed", autogenerate=True, rev_id="0003")
+    command.revision(cfg, "what changed", autogenerate=True, rev_id="0004")
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +36,7 @@ DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
 # The newest migration in imhi_bench/store/migrations/versions (a test checks they agree):
 # lets `open_store` see an up-to-date store with one query instead of loading Alembic.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -55,17 +55,22 @@ def resolve_db_url(url: str | None = None) -> str:
         url = "sqlite:///" + str(Path(url).expanduser().resolve())
     try:
         make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ImhiError(
-            f"invalid database URL {url!r}: give a SQLAlchemy URL such as "
+            f"cannot read the store URL {display_url(url)!r}: give a SQLAlchemy URL such as "
             "sqlite:///path/to/imhi.sqlite or postgresql://user@host/dbname"
         ) from None
     return url
 
 
 def display_url(url: str) -> str:
-    """The URL with any password masked, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with any password masked, for messages (one SQLAlchemy cannot parse too)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        import re
+
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -90,21 +95,39 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url` (creating a SQLite file's folder); does not touch the schema."""
-    parsed = make_url(url)
+def check_url(url: str | None = None) -> None:
+    """Refuse a store URL that cannot name a store (its syntax, database kind or driver)
+    without connecting or writing anything: the check a command makes in a moment, before
+    the first-use data fetch; `check_store` opens the store later."""
+    _create_engine(resolve_db_url(url)).dispose()
+
+
+def _create_engine(url: str) -> Engine:
+    """`create_engine`, with a bad URL, database kind or missing driver as one line.  It
+    neither connects nor writes."""
     try:
-        engine = create_engine(parsed)
+        return create_engine(make_url(url))
     except NoSuchModuleError:
         raise ImhiError(
             f"unknown database kind in {display_url(url)!r}: use sqlite:///FILE or another "
             "SQLAlchemy URL (postgresql://...)"
+        ) from None
+    except (ArgumentError, ValueError) as e:  # after NoSuchModuleError, a subclass
+        raise ImhiError(
+            f"cannot read the store URL {display_url(url)!r} ({first_line(e)}): use "
+            "sqlite:///FILE, a file path, or another SQLAlchemy URL (postgresql://...)"
         ) from None
     except ModuleNotFoundError as e:
         raise ImhiError(
             f"the database driver for {display_url(url)!r} is not installed ({e.name}): "
             f"pip install {e.name}"
         ) from None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` (creating a SQLite file's folder); does not touch the schema."""
+    engine = _create_engine(url)
+    parsed = engine.url
     if engine.dialect.name == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
@@ -118,7 +141,37 @@ def make_engine(url: str) -> Engine:
                 ) from None
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_error)
     return engine
+
+
+# What SQLite says of a file that is not (or no longer) a database: random bytes, a
+# truncated copy, an overwritten page.  The error can come at the first connection or at the
+# first query that reads a damaged page, so it is caught on every statement of the engine.
+_DAMAGED = ("file is not a database", "database disk image is malformed",
+            "file is encrypted or is not a database")
+
+
+def is_damaged(e: BaseException) -> bool:
+    text = str(getattr(e, "orig", None) or e).lower()
+    return any(d in text for d in _DAMAGED)
+
+
+def damaged_store_error(url: str, e: BaseException) -> ImhiError:
+    db = make_url(url).database or url
+    return ImhiError(
+        f"the results store {db} is damaged ({_one_line(e)}): restore it from a backup, or "
+        f"point --db / ${DB_URL_ENV} at another file (a new path starts an empty store)"
+    )
+
+
+def _sqlite_error(context: ExceptionContext) -> None:
+    # SQLAlchemy's handle_error hook: a handler may raise its own exception in place of the
+    # DBAPI error, which replaces a 100-line traceback with one line naming the file.
+    if is_damaged(context.original_exception):
+        raise damaged_store_error(
+            context.engine.url.render_as_string(hide_password=True),
+            context.original_exception)
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None):
@@ -199,6 +252,28 @@ def open_store(url: str | None = None) -> sessionmaker[Session]:
 
 def store_engine(factory: sessionmaker[Session]) -> Engine:
     return factory.kw["bind"]
+
+
+def check_store(url: str | None = None) -> None:
+    """Open the store at `url` (creating or upgrading it, as `open_store`) and, for SQLite,
+    read every page of it (`PRAGMA quick_check`): for a command about to spend minutes
+    before it records anything (`eval`), so that a damaged page fails now, in one line,
+    rather than when the results are written.  Costs about a second per 100 MB."""
+    engine = store_engine(open_store(url))
+    try:
+        if engine.dialect.name != "sqlite":
+            return
+        url = engine.url.render_as_string(hide_password=False)
+        try:
+            with engine.connect() as conn:
+                problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        except OperationalError as e:
+            raise ImhiError(f"cannot open the results store {display_url(url)}: "
+                            f"{_one_line(e)}: check --db / ${DB_URL_ENV}") from None
+        if problems != ["ok"]:
+            raise damaged_store_error(url, Exception(problems[0] if problems else "no answer"))
+    finally:
+        engine.dispose()
 
 
 StoreTarget = Session | sessionmaker | Engine | str | None

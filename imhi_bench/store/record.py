@@ -4,15 +4,21 @@ prompts and the samples in one transaction, so a crash or a kill leaves no half 
 
 Anything `record_run` writes is "reproduced"; the paper's numbers go in only through
 `imhi_bench.store.reported.load_reported`, as "reported" runs: the two are never mixed.
+
+Each run is recorded with its coverage (`run_coverage`): complete when it scored every sample
+of every set it claims, partial (`--limit`, a set cut short or not scored) or unknown.  The
+leaderboard ranks complete runs only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from imhi_bench.benchmark.sets import SET_NAMES
 from imhi_bench.store.engine import StoreTarget, write_session
 from imhi_bench.store.tables import Model, Prompt, Run, Sample, SetResult
 from imhi_bench.store.validate import model_row, run_row, sample_rows, set_result_rows
@@ -34,6 +40,88 @@ def get_or_create_model(session: Session, fields: dict) -> Model:
                 setattr(found, key, value)
     session.flush()
     return found
+
+
+def distinct_name(session: Session, fields: dict) -> str:
+    """A default model name (folder name or hub id) that no other model in the store has:
+    the name itself, unless a model of that name has another path or revision, then the name
+    plus a short sha256 of the resolved path ("llama-1a2b3c4d"), or, for the same path at
+    another revision, plus "@" and the revision.  The same weights get the same name each
+    time, so their runs stay one model."""
+    name, path, revision = fields["name"], fields["path"], fields["revision"]
+    others = session.execute(
+        select(Model.path, Model.revision).where(Model.name == name)).all()
+    if not others or (path, revision) in {(p, r) for p, r in others}:
+        return name
+    if all(p == path for p, _ in others):
+        return f"{name}@{revision[:12] or 'unpinned'}"
+    return f"{name}-{hashlib.sha256(path.encode('utf-8')).hexdigest()[:8]}"
+
+
+# Rows of each released test file (format -> set -> rows), for runs whose provenance does not
+# say whether a set was scored in full (`run_coverage`); a test checks them against the files.
+RELEASED_TEST_ROWS: dict[str, dict[str, int]] = {
+    fmt: {"CAMS": 625, "DR": 405, "dreaddit": 414, "Irf": 2113, "loneliness": 528,
+          "MultiWD": 2441, "SAD": 684, "t-sid": 959}
+    for fmt in ("instruction", "completion")
+} | {"expert": {name: 35 for name in SET_NAMES if name != "CLP"}}
+COVERAGE_LIMIT = 300  # characters of `runs.coverage`
+
+
+def run_coverage(
+    *,
+    source: str,
+    tasks: Sequence[str] | None,
+    fmt: str | None,
+    provenance: Mapping | None,
+    counts: Mapping[str, int | None],
+) -> tuple[bool | None, str | None]:
+    """(complete, why not) of a run: complete (True, None) when it scored every sample of
+    every set it claims (`tasks`); partial (False, why) when a claimed set was not scored, a
+    set was cut short (its provenance says so, or it scored fewer samples than the released
+    file has) or `--limit` was given and not every set is known to be whole; unknown (None,
+    why) when nothing says how many samples a set has.  `counts`: set -> samples scored (n).
+    The paper's reported rows are complete: they are scored on the full test sets."""
+    if source == "reported":
+        return True, None
+    prov = provenance if isinstance(provenance, Mapping) else {}
+    per_set = prov.get("sets") if isinstance(prov.get("sets"), Mapping) else {}
+    order = {name: i for i, name in enumerate(SET_NAMES)}
+    short, unknown = [], []
+    for name in sorted(counts, key=lambda n: order.get(n, len(order))):
+        n = counts[name]
+        info = per_set.get(name) if isinstance(per_set.get(name), Mapping) else {}
+        rows = info.get("rows")
+        if not isinstance(rows, int) or isinstance(rows, bool):
+            rows = RELEASED_TEST_ROWS.get(info.get("format") or fmt or "instruction",
+                                          {}).get(name)
+        whole = info.get("complete")
+        if whole is None and n is not None and rows is not None:
+            whole = n >= rows
+        if whole is False:
+            short.append(f"{name} {n} of {rows}" if n is not None and rows else
+                         f"{name} not every sample")
+        elif whole is not True:
+            unknown.append(name)
+    reasons = []
+    limit = prov.get("limit")
+    if limit and (short or unknown):
+        reasons.append(f"--limit {limit}")
+    elif short:
+        reasons.append("scored " + ", ".join(short))
+    missing = sorted((t for t in tasks or () if t not in counts),
+                     key=lambda n: order.get(n, len(order)))
+    if missing:
+        reasons.append("not scored: " + ", ".join(missing))
+    if reasons:
+        return False, _clip("; ".join(reasons))
+    if unknown:
+        return None, _clip("samples scored unknown: " + ", ".join(unknown))
+    return True, None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= COVERAGE_LIMIT else text[:COVERAGE_LIMIT - 3] + "..."
 
 
 def _insert_prompts(session: Session, prompts: dict[str, str]) -> None:
@@ -72,6 +160,7 @@ def record_run(
     run: dict,
     results: dict,
     samples: list[dict] | None = None,
+    unique_name: bool = False,
 ) -> int:
     """Record one reproduced run and return its id.
 
@@ -80,16 +169,25 @@ def record_run(
     (format and provenance default to the score JSON's provenance, tasks to its sets,
     finished_at to now).  `results`: the score JSON.  `samples`: per-sample dicts as
     `scoring.Sample.to_json` writes them.  Everything is validated before the first write,
-    then written in one transaction.  `session_or_url`: see `write_session`."""
+    then written in one transaction.  `session_or_url`: see `write_session`.
+    `unique_name`: the name is a default one (a folder name or hub id), made distinct from
+    other models' in the same transaction (`distinct_name`).  The run's coverage is
+    recorded with it (`run_coverage`)."""
     set_rows = set_result_rows(results)
     set_names = [r["set_name"] for r in set_rows]
     model_fields = model_row(model)
     run_fields = run_row(run, results, set_names)
     new_samples, prompts = sample_rows(samples or [], set(set_names))
+    complete, coverage = run_coverage(
+        source=run_fields["source"], tasks=run_fields["tasks"], fmt=run_fields["format"],
+        provenance=run_fields["provenance"], counts={r["set_name"]: r["n"] for r in set_rows})
 
     with write_session(session_or_url) as session:
+        if unique_name:
+            model_fields = {**model_fields, "name": distinct_name(session, model_fields)}
         model_obj = get_or_create_model(session, model_fields)
-        run_obj = Run(model_id=model_obj.id, **run_fields)
+        run_obj = Run(model_id=model_obj.id, complete=complete, coverage=coverage,
+                      **run_fields)
         session.add(run_obj)
         session.flush()
         session.execute(insert(SetResult), [{**r, "run_id": run_obj.id} for r in set_rows])
@@ -105,11 +203,13 @@ def record_scored(
     *,
     model: dict,
     run: dict | None = None,
+    unique_name: bool = False,
 ) -> int:
     """Record a run scored by `imhi_bench.scoring.pipeline.score_run` (`eval`, `score` and
     the worker all record through here): its format, backend and generation config come from
     the report, its samples are the scored samples; `model` is MODEL_FIELDS, `run` adds or
-    overrides RUN_FIELDS (e.g. started_at).  One transaction, as `record_run`."""
+    overrides RUN_FIELDS (e.g. started_at); `unique_name` as in `record_run`.  One transaction,
+    as `record_run`."""
     from imhi_bench.scoring.pipeline import report_format
 
     prov = report.get("provenance") or {}
@@ -126,4 +226,5 @@ def record_scored(
     return record_run(
         session_or_url, model=model, run=fields, results=report,
         samples=[s.to_json() for rows in samples.values() for s in rows],
+        unique_name=unique_name,
     )

@@ -131,7 +131,8 @@ class Labeler:
         return self._loaded[set_name]
 
     def predict(self, set_name: str, texts: Sequence[str]) -> list[str]:
-        """Our class name for each text, in order."""
+        """Our class name for each text, in order: the classifier alone (scoring reads
+        through `explicit.read_labels`, where an explicit answer the rules find decides)."""
         name = get_set(set_name).name
         if name not in self.folders:
             raise ImhiError(f"labeler {self.root} has no classifier for {name}")

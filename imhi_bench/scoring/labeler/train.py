@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.benchmark.data import load_split
+from imhi_bench.benchmark.data import load_split, present_splits
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SETS, get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.fileio import atomic_write_json
@@ -67,7 +67,7 @@ def labeler_split(set_name: str, data_dir: str | os.PathLike | None = None) -> S
                 for i, r in enumerate(rows)]
 
     val = labelled("val")
-    if "train" in s.train_files:
+    if "train" in present_splits(s.name, data_dir=data_dir):
         return SetSplit(s.name, labelled("train"), val[0::2], val[1::2],
                         "train.csv; val.csv even rows select, odd rows held out")
     return SetSplit(

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 
+# "lacks" (the verb, unambiguous, unlike "lack"/"lacking" which also name a symptom: "lacking
+# a sense of purpose suggests ...") denies its object: "it lacks the hopelessness associated
+# with depression".
 _NEG = re.compile(
-    r"\b(?:not|no|never|neither|nor|without|lack of (?:any |clear )?(?:signs?|symptoms?|"
+    r"\b(?:not|no|never|neither|nor|without|lacks|lack of (?:any |clear )?(?:signs?|symptoms?|"
     r"indicat\w*|evidence|mention|focus|emphasis|attention|discussion|reference)|absence|absent"
     r"|free (?:of|from)|none|nothing|cannot|"
     r"unlikely|rather than|instead of|other than|ruled? out)\b|n't\b",
@@ -16,12 +19,23 @@ _NEG = re.compile(
 # A new predicate between a negation and a mention ends the negation's reach: in "is not
 # typical and may indicate depression" or "no friends, which suggests depression" the
 # mention is asserted.  A predicate within three words of the negation, with no comma in
-# between, is the negated verb itself ("does not strongly align with depression").
+# between, is the negated verb itself ("does not strongly align with depression").  An
+# infinitive predicate is governed by the negation, not a new one ("does not provide enough
+# evidence to suggest depression", "nothing to indicate stress"), unless a verb like "seems"
+# makes it the clause's own predicate ("is not sleeping and this seems to indicate ...").
+# A second verb coordinated by "and" is a new predicate however close: "lacks close friends
+# and feels lonely", "has no job and is depressed".
+_PREDICATE = (r"(?:indicat(?:e|es|ing)|suggest(?:s|ing)?|impl(?:y|ies|ying)|align(?:s|ing)?"
+              r"|point(?:s|ing)? to|reflect(?:s|ing)?)")
 _NEG_BOUNDARY = re.compile(
     r"\b(?:which|who)\b|(?:\band|\bbut|\bso|,)\s+(?:it\s+|this\s+|they\s+)?(?:may|might|could|can)\b"
-    r"|(?<!that )(?<!that would )(?<!that could )(?<!that might )(?<!that may )"
-    r"\b(?:indicat(?:e|es|ing)|suggest(?:s|ing)?|impl(?:y|ies|ying)|align(?:s|ing)?"
-    r"|point(?:s|ing)? to|reflect(?:s|ing)?)\b",
+    r"|(?<!\bto )(?<!that )(?<!that would )(?<!that could )(?<!that might )(?<!that may )"
+    rf"\b{_PREDICATE}\b|\b(?:seem|appear|tend)(?:s|ed)?\s+to\s+{_PREDICATE}\b",
+    re.IGNORECASE,
+)
+_COORDINATED_VERB = re.compile(
+    r"\band\s+(?:is|are|was|were|feels?|felt|seems?|seemed|appears?|appeared|has|have|had"
+    r"|shows?|showed|expresses?|expressed|suffers?|suffered|struggles?|struggled)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\S+")
@@ -46,7 +60,7 @@ def negated_before(before: str) -> bool:
         bounds = [b for b in _NEG_BOUNDARY.finditer(between)]
         if bounds and bounds[0].start() < own_verb_end and "," not in between[: bounds[0].start()]:
             bounds = bounds[1:]
-        if not bounds:
+        if not bounds and not _COORDINATED_VERB.search(between):
             return True
     return False
 

@@ -36,6 +36,9 @@ whose object is a degree ("not severe depression", "is not very severe", "not cl
 denies the degree, not the condition, so that mention makes no claim.  Only when nothing
 else in the text claims are concessions and degree denials read as today's rules read them
 (the released explanations say "no signs of very severe depression" for *no*).
+
+A chosen option or an answer slot is an *explicit* answer (`explicit_label`): a classifier
+labeler defers to it and reads only the responses without one.
 """
 
 from __future__ import annotations
@@ -308,6 +311,26 @@ def _phrase_index(set_name: str) -> dict[str, str]:
 def extract_label(set_name: str, text: str | None) -> str | None:
     """The class a free-form response states for `set_name`, or None if none can be read."""
     return explain_label(set_name, text)[0]
+
+
+# A first sentence the answer-slot rule takes only because it starts like the IMHI label
+# sentence ("The poster is ...", "The poster does ..."): prose, not a stated answer.
+_PROSE_SLOT = re.compile(r"^\W*the poster (?:does|suffers|is)\b", re.IGNORECASE)
+
+
+def explicit_label(set_name: str, text: str | None) -> str | None:
+    """The class a response states explicitly, or None when only its prose states one:
+    an option chosen from a list it wrote, or its answer slot (the text before a
+    "Reasoning:" marker, or a first sentence that is a yes/no, an "Answer:"/"Label:" line, a
+    class name or "This post shows ...").  A classifier labeler defers to it: a classifier
+    trained on gold-style text misreads "Correct answer: B" after a written option list."""
+    label, rule, sentence = explain_label(set_name, text)
+    if rule == "chosen option":
+        return label
+    if rule != "answer":
+        return None
+    head, _ = split_label_and_reasoning(normalise(text or ""))
+    return label if head.strip() or not _PROSE_SLOT.match(sentence) else None
 
 
 def explain_label(set_name: str, text: str | None) -> tuple[str | None, str, str]:

@@ -8,24 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.models.loading import explain_load_failure
+from imhi_bench.models.loading import HUB_ID, check_hub_model, explain_load_failure
 from imhi_bench.scoring.quality.table import DEFAULT_BART_MODEL
-
-# "name" or "org/name"; anything else ("./m", "/abs/m", "~/m", "a/b/c") is meant as a path.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRUE = ("1", "true", "yes", "on")
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return constants.is_offline_mode() or any(
-        os.environ.get(v, "").strip().lower() in _TRUE
-        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def check_bart_model(model: str, checkpoint: str | None = None, *,
@@ -40,16 +27,11 @@ def check_bart_model(model: str, checkpoint: str | None = None, *,
             raise ImhiError(f"{given_by} {model} is not a model folder (no config.json): pass "
                             "the folder save_pretrained wrote, or a hub id such as "
                             f"{DEFAULT_BART_MODEL}")
-    elif not _HUB_ID.match(model):
+    elif not HUB_ID.match(model):
         raise ImhiError(f"{given_by} {model}: no such folder; pass a local BART folder or a "
                         f"hub id such as {DEFAULT_BART_MODEL}")
-    elif _offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            raise ImhiError(f"{given_by} {model} is not in the Hugging Face cache and the hub "
-                            "is offline (HF_HUB_OFFLINE): download it first or pass a local "
-                            "BART folder")
+    else:  # a hub id: cached when offline, else the hub answering, or one line now
+        check_hub_model(model, given_by, what="BART")
     if checkpoint and not Path(checkpoint).expanduser().is_file():
         raise ImhiError(f"BART checkpoint {checkpoint} does not exist (expected e.g. "
                         "bart_score.pth)")

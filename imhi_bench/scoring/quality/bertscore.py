@@ -10,11 +10,23 @@ from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.scoring.quality.table import DEFAULT_BERTSCORE_MODEL, QualityOptions
 
 
+def check_bertscore_model(model: str | None) -> None:
+    """A hub id (the default included) must be downloadable, or cached when the hub is
+    offline: one line in seconds rather than a minute of retries.  Folders are left to the
+    loader, which names what is wrong with them."""
+    from imhi_bench.models.loading import check_hub_model, is_hub_id
+
+    model = model or DEFAULT_BERTSCORE_MODEL
+    if is_hub_id(model):
+        check_hub_model(model, "--bertscore-model", what="BERTScore model")
+
+
 @functools.lru_cache(maxsize=2)
 def _bertscorer(model: str, layers: int | None, device: str | None, batch_size: int):
     import bert_score
     from bert_score.utils import model2layers
 
+    check_bertscore_model(model)
     if layers is None and model not in model2layers:
         # bert-score only knows layer choices for models it has tuned; else use the last.
         from transformers import AutoConfig

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.quality.consistency import consistency
+from imhi_bench.scoring.quality.consistency import consistency, explanation_labels
 from imhi_bench.scoring.quality.table import (
     DEFAULT_BART_MODEL,
     DEFAULT_BATCH_SIZE,
@@ -38,6 +38,7 @@ class SetQuality:
     per_sample: dict[str, list[float]]
     classifier_labels: list[str] | None = None  # the labeler's label of each explanation
     consistency: float | None = None
+    classifier_by_rules: list[bool] | None = None  # where an explicit answer decided it
 
     def to_json(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {k: mean(v) for k, v in self.per_sample.items()}
@@ -105,7 +106,7 @@ class QualityConfig:
 
         `rule_labels` are `extract_label` of each generation (computed when not given)."""
         from imhi_bench.benchmark.sets import get_set
-        from imhi_bench.scoring.labels.reader import explanation, extract_label
+        from imhi_bench.scoring.labels.reader import extract_label
 
         set_name = get_set(set_name).name
         result = SetQuality(self.per_sample(generations, golds))
@@ -114,7 +115,8 @@ class QualityConfig:
             gens = [g if isinstance(g, str) else "" for g in generations]
             if rule_labels is None:
                 rule_labels = [extract_label(set_name, g) for g in gens]
-            result.classifier_labels = lab.predict(set_name, [explanation(g) for g in gens])
+            reading = explanation_labels(lab, set_name, gens)
+            result.classifier_labels, result.classifier_by_rules = reading.labels, reading.by_rules
             result.consistency = consistency(rule_labels, result.classifier_labels)
         return result
 
