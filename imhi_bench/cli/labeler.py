@@ -56,10 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "seen these rows in training."
         ),
     )
-    e.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
-    e.add_argument("--sets", metavar="A,B", help="comma list of sets (default: those covered)")
-    e.add_argument("--json", metavar="OUT", help="also write the results JSON here")
-    add_data_dir(e)
+    _labeler_dir_args(e)
     e.set_defaults(func=run_eval)
 
     a = lsub.add_parser(
@@ -74,11 +71,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "agree with the rules, and how many labels the rules' explicit answers decided."
         ),
     )
-    a.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
-    a.add_argument("--sets", metavar="A,B", help="comma list of sets (default: those covered)")
-    a.add_argument("--json", metavar="OUT", help="also write the results JSON here")
-    add_data_dir(a)
+    _labeler_dir_args(a)
     a.set_defaults(func=run_agree)
+
+
+def _labeler_dir_args(p: argparse.ArgumentParser) -> None:
+    """What `labeler eval` and `labeler agree` both take: a labeler folder and its sets."""
+    p.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
+    p.add_argument("--sets", metavar="A,B", help="comma list of sets (default: those covered)")
+    p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
+    add_data_dir(p)
 
 
 def _table(reports: dict) -> str:
