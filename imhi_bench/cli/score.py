@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from imhi_bench.cli.options import add_data_dir, add_db_args, add_quality_args
 from imhi_bench.core.errors import ImhiError, first_line
-from imhi_bench.core.fileio import atomic_write_json
+from imhi_bench.core.fileio import atomic_write_json, check_creatable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,20 +63,7 @@ def check_writable_file(path: str, option: str) -> Path:
                         f"{target / 'results.json'}")
     if target.exists() and not target.is_file():
         raise ImhiError(f"{option} {path} is not a regular file: pass a path to a .json file")
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # missing folders are created when the file is written
-    if not folder.is_dir():
-        raise ImhiError(f"{option} {path}: {folder} is a file, not a folder: pass a path in a "
-                        "folder")
-    try:  # the real test (root passes os.access everywhere, /proc refuses new files)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".imhi-bench-write-check-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ImhiError(f"{option} {path}: cannot create files in {folder} "
-                        f"({e.strerror or first_line(e)}): pass a path in a writable folder") \
-            from None
+    check_creatable(target, option)  # missing folders are made when it is written
     return target
 
 

@@ -53,3 +53,27 @@ def without_nan(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [without_nan(v) for v in value]
     return value
+
+
+def check_creatable(path: str | os.PathLike, option: str) -> None:
+    """Fail now, before any work, when `path` (a file or folder the command will write, its
+    missing folders made then) could not be created: its nearest existing ancestor must be a
+    folder this process can create files in.  Probed with a real temporary file (permission
+    bits lie to root and on read-only mounts, /proc refuses new files), removed at once, so
+    a failure leaves nothing behind."""
+    from imhi_bench.core.errors import ImhiError
+
+    folder = Path(path).expanduser().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ImhiError(f"{option} {path}: {folder} is a file, not a folder: pass a path "
+                        "inside a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".imhi-bench-write-check-", dir=folder)
+    except OSError as e:
+        raise ImhiError(f"{option} {path}: cannot create files in {folder} "
+                        f"({e.strerror or type(e).__name__}): pass a path in a folder you can "
+                        "write to") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -39,6 +39,7 @@ from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.fileio import (
     atomic_write_json,
     atomic_write_text,
+    check_creatable,
     sha256_file,
     without_nan,
 )
@@ -62,12 +63,12 @@ def samples_file(task: str) -> str:
 
 def check_output(path: Path) -> None:
     """A run may replace an earlier run folder, never a folder holding anything else, and
-    its folder can be made (`check_writable`): checked before any work starts."""
+    its folder can be made (`core.fileio.check_creatable`): checked before any work starts."""
     if path.exists() and (not path.is_dir() or (any(path.iterdir())
                                                 and not (path / RESULTS_FILE).is_file())):
         raise ImhiError(f"--output {path} exists and is not an imhi-bench run folder: pass a "
                         "new folder (a previous run folder is replaced)")
-    check_writable(path)
+    check_creatable(path, "--output")
 
 
 def folder_name(name: str) -> str:
@@ -76,26 +77,6 @@ def folder_name(name: str) -> str:
     name makes a hidden folder."""
     cleaned = re.sub(r"[^\w.+-]+", "_", name.strip()).lstrip(".")
     return cleaned or "run"
-
-
-def check_writable(run_dir: Path) -> None:
-    """The run folder can be made: its nearest existing ancestor is a folder we may write
-    in.  Probed with a real temporary file (permission bits lie to root and on read-only
-    mounts), which is removed at once, so a failure here leaves nothing behind."""
-    ancestor = run_dir.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ImhiError(f"--output {run_dir}: {ancestor} is a file, not a folder: pass an "
-                        "--output inside a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".imhi-write-check-", dir=ancestor)
-    except OSError as e:
-        raise ImhiError(f"--output {run_dir}: cannot write in {ancestor} "
-                        f"({e.strerror or type(e).__name__}): pass an --output you can write "
-                        "to") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def sample_record(logged: dict, sample) -> dict:
