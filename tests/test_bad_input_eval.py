@@ -200,7 +200,7 @@ def test_a_damaged_store_is_one_line_for_every_command(command, kind, good_store
 @pytest.mark.parametrize("args, message", [
     (["--tasks", ""], "--tasks is empty"),
     (["--tasks", " , "], "--tasks is empty"),
-    (["--bootstrap", "-5"], "--bootstrap must be 0 (no confidence interval) or a number"),
+    (["--bootstrap", "-5"], "--bootstrap -5: give 0 (no CI) or more resamples"),
     (["--device", "cuda:99"], "--device cuda:99"),
     (["--device", "gpu"], "--device 'gpu' is not a device: use cpu, cuda, cuda:N or mps"),
 ], ids=["tasks-empty", "tasks-blank", "bootstrap-negative", "device-index", "device-name"])

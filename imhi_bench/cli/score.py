@@ -69,13 +69,13 @@ def check_writable_file(path: str, option: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.cli.options import quality_from_args
+    from imhi_bench.runs.evaluate import check_counts
     from imhi_bench.runs.rescore import read_predictions, score_predictions
     from imhi_bench.scoring.report import score_table
 
     # Options first, then the prediction files, then the store (created or upgraded if need
     # be), all before scoring, which may run quality models for minutes.
-    if args.bootstrap < 0:
-        raise ImhiError(f"--bootstrap {args.bootstrap}: give 0 (no CI) or more resamples")
+    check_counts(None, None, args.bootstrap)
     name = check_name(args.name) if args.name is not None else None
     json_path = check_writable_file(args.json, "--json") if args.json else None
     quality = quality_from_args(args)

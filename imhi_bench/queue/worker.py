@@ -76,18 +76,15 @@ def heartbeat_interval(timeout: float) -> float:
 def check_options(opts: WorkerOptions) -> None:
     """Every option, before anything is claimed: a bad option would otherwise fail each job
     it touched (with --drain, the whole queue) while the worker exits 0."""
+    from imhi_bench.runs.evaluate import check_counts
+
     if opts.mode not in MODES:
         raise ImhiError(f"unknown worker mode {opts.mode!r}: use one of {', '.join(MODES)}")
     if opts.heartbeat_timeout <= 0:
         raise ImhiError("--heartbeat-timeout must be a positive number of seconds")
     if opts.poll <= 0:
         raise ImhiError("--poll must be a positive number of seconds")
-    if opts.limit is not None and opts.limit < 1:
-        raise ImhiError("--limit must be a positive number of samples per task")
-    if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
-        raise ImhiError("--max-new-tokens must be at least 1")
-    if opts.bootstrap < 0:
-        raise ImhiError(f"--bootstrap {opts.bootstrap}: give 0 (no CI) or more resamples")
+    check_counts(opts.limit, opts.max_new_tokens, opts.bootstrap)
     check_batch_size(opts.batch_size)
     check_tasks(opts.tasks, opts.data_dir)
     check_submissions_dir(opts.submissions_dir)

@@ -75,6 +75,17 @@ def default_name(opts: EvalOptions) -> str:
     return folder_name(f"{base}-{opts.model.backend}-{stamp}")
 
 
+def check_counts(limit: int | None, max_new_tokens: int | None, bootstrap: int) -> None:
+    """The numbers every scored run takes (eval, the worker, `score`'s --bootstrap), checked
+    in one place before any work."""
+    if limit is not None and limit < 1:
+        raise ImhiError("--limit must be a positive number of samples per task")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ImhiError("--max-new-tokens must be at least 1")
+    if bootstrap < 0:  # score_run would take it as "no CI" without a word
+        raise ImhiError(f"--bootstrap {bootstrap}: give 0 (no CI) or more resamples")
+
+
 def check_data_files(selection: TaskSelection, data_dir: Path) -> None:
     """Every row of every task's data file parses (`read_csv` finds a truncated or damaged
     file), before a model loads: lm-eval reads them only after, and a bad row would
@@ -206,15 +217,9 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     from imhi_bench.runs.folder import check_output, write_run_folder
     from imhi_bench.tasks.fewshot import fewshot_plan
 
-    if opts.limit is not None and opts.limit < 1:
-        raise ImhiError("--limit must be a positive number of samples per task")
-    if opts.max_new_tokens is not None and opts.max_new_tokens < 1:
-        raise ImhiError("--max-new-tokens must be at least 1")
+    check_counts(opts.limit, opts.max_new_tokens, opts.bootstrap)
     if opts.num_fewshot < 0:
         raise ImhiError(f"--num-fewshot must be 0 or more demonstrations (got {opts.num_fewshot})")
-    if opts.bootstrap < 0:  # score_run would take it as "no CI" without a word
-        raise ImhiError(f"--bootstrap must be 0 (no confidence interval) or a number of "
-                        f"resamples such as 1000 (got {opts.bootstrap})")
     selection = select_tasks(opts.tasks, opts.model.backend, opts.data_dir)
     opts.model.seed = opts.seed
     model_options.check(opts.model)
