@@ -160,25 +160,37 @@ def damaged_weights_message(where: str) -> str:
             "re-download or re-save the model")
 
 
-def safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a .safetensors file's header (None when it reads): a truncated
-    download or a file overwritten with something else.  Reads the header only."""
+def safetensors_header(path: Path) -> tuple[dict, int, int]:
+    """(header, where the tensor data start, file size) of a .safetensors file, reading the
+    header only; ValueError saying what is wrong when it does not read."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(8)
             if len(head) < 8:
-                return "shorter than a safetensors header"
+                raise ValueError("shorter than a safetensors header")
             (n,) = struct.unpack("<Q", head)
             if n > _SAFETENSORS_MAX_HEADER or 8 + n > size:
-                return "its header is larger than the file"
+                raise ValueError("its header is larger than the file")
             header = json.loads(fh.read(n))
     except OSError as e:
-        return e.strerror or type(e).__name__
-    except (ValueError, UnicodeDecodeError):
-        return "its header is not JSON"
+        raise ValueError(e.strerror or type(e).__name__) from None
+    except UnicodeDecodeError:  # a ValueError whose message would be json's, not ours
+        raise ValueError("its header is not JSON") from None
+    except json.JSONDecodeError:
+        raise ValueError("its header is not JSON") from None
     if not isinstance(header, dict):
-        return "its header is not JSON"
+        raise ValueError("its header is not JSON")
+    return header, 8 + n, size
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a .safetensors file's header (None when it reads): a truncated
+    download or a file overwritten with something else.  Reads the header only."""
+    try:
+        header, start, size = safetensors_header(path)
+    except ValueError as e:
+        return str(e)
     end = 0
     for key, meta in header.items():
         if key == "__metadata__":
@@ -187,8 +199,8 @@ def safetensors_problem(path: Path) -> str | None:
         if not (isinstance(offsets, list) and len(offsets) == 2):
             return f"tensor {key!r} has no data offsets"
         end = max(end, int(offsets[1]))
-    if 8 + n + end > size:
-        return f"it is truncated: {size} bytes of the {8 + n + end} its header describes"
+    if start + end > size:
+        return f"it is truncated: {size} bytes of the {start + end} its header describes"
     return None
 
 

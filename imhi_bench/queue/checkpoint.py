@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,17 +105,15 @@ def _missing_shards(folder: Path) -> None:
 
 def safetensors_params(files: list[Path]) -> int | None:
     """Parameter count from safetensors headers (no tensor is read); None if unreadable."""
+    from imhi_bench.models.loading import safetensors_header
+
     total = 0
     for f in files:
         if f.suffix != ".safetensors":
             continue
         try:
-            with open(f, "rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                if size > 100_000_000:
-                    return None
-                header = json.loads(fh.read(size))
-        except (OSError, ValueError, struct.error):
+            header, _, _ = safetensors_header(f)
+        except ValueError:
             return None
         for key, meta in header.items():
             if key != "__metadata__" and isinstance(meta, dict):
