@@ -41,13 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): batches sized by a token budget, longest prompts "
                    "first; or a fixed number of prompts")
     p.add_argument("--max-new-tokens", type=int, metavar="N",
-                   help="tokens to generate per sample (default 256)")
+                   help="tokens to generate per sample (default: the protocol's gold-max, the "
+                   "longest released gold response of the set in the model's tokens, so no "
+                   "answer of the paper's length is cut; a number makes another protocol)")
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (default auto)")
     p.add_argument("--revision", metavar="REV", help="hub branch, tag or commit of the model")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat-template", dest="chat_template", action="store_true",
                       default=None, help="wrap prompts in the tokenizer's chat template "
-                      "(default: when the tokenizer has one)")
+                      "(another protocol than the paper's; default: the raw query as IMHI.py "
+                      "sends it, unless the checkpoint's training card says it was trained "
+                      "with its template)")
     chat.add_argument("--no-chat-template", dest="chat_template", action="store_false",
                       help="send the prompts as they are")
     p.add_argument("--system-prompt", metavar="TEXT", help="system message before each prompt")
@@ -58,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "from the set's train split, else val, else its expert examples, never a "
                    "test post; class-balanced, the same for a sample in every run")
     p.add_argument("--fewshot-seed", type=int, metavar="N",
-                   help="seed of the demonstrations' draw (default: --seed)")
+                   help="seed of the demonstrations' draw (default 1234, lm-eval's "
+                   "--fewshot_random_seed default, so lm_eval --num_fewshot K gives the same "
+                   "prompts)")
     p.add_argument("--device", metavar="DEV", help="cuda, cuda:1, cpu... (default: cuda if "
                    "available)")
     p.add_argument("--trust-remote-code", action="store_true",
