@@ -218,3 +218,23 @@ def describe(p: Protocol) -> list[tuple[str, str]]:
         text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
         rows.append((k, text))
     return rows
+
+
+def stored_protocol(source: str | None, provenance: dict | None) -> dict:
+    """The protocol JSON a store row keeps: the one the run recorded; the paper's for a
+    reported row; else rebuilt from the provenance of a run recorded before protocols
+    (its label reader from the labeler it names, unknown where nothing says)."""
+    if source == "reported":
+        return protocol_json(REPORTED)
+    prov = provenance if isinstance(provenance, dict) else {}
+    recorded = prov.get("protocol")
+    if isinstance(recorded, dict) and recorded.get("id"):
+        return recorded
+    p = run_protocol(prov)
+    named = ((prov.get("quality") or {}) if isinstance(prov.get("quality"), dict)
+             else {}).get("labeler")
+    if isinstance(named, str) and named.startswith("classifier"):
+        from dataclasses import replace
+
+        p = replace(p, label_reader=f"classifier/{UNKNOWN}")
+    return protocol_json(p)

@@ -14,7 +14,7 @@ scratch store to the previous head, then (and review the generated file, bump
 HEAD_REVISION):
     from alembic import command
     cfg = alembic_config("sqlite:///scratch.sqlite")
-    command.revision(cfg, "what changed", autogenerate=True, rev_id="0004")
+    command.revision(cfg, "what changed", autogenerate=True, rev_id="0005")
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
 # The newest migration in imhi_bench/store/migrations/versions (a test checks they agree):
 # lets `open_store` see an up-to-date store with one query instead of loading Alembic.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
