@@ -49,13 +49,13 @@ class BaselineSpec:
     num_fewshot: int = 0
     """Generative: demonstrations per prompt (from train, else val, else expert posts; never a
     test post)."""
-    fewshot_seed: int = 0
-    """Generative: seed of the demonstration draw."""
+    fewshot_seed: int = 1234
+    """Generative: seed of the demonstration draw (eval's and lm-eval's default)."""
     max_new_tokens: int = 256
     """Generative: tokens generated per answer (ours: the tasks' default)."""
     chat_template: str = "auto"
-    """Generative: auto (the tokenizer's template when it has one; chat APIs always), true,
-    false."""
+    """Generative: auto (as `imhi-bench eval` by default: the raw query, chat APIs always
+    send messages), true, false."""
     system_prompt: str | None = None
     """Generative: system message before each prompt (ours: none)."""
     base_url: str | None = None
