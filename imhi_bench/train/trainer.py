@@ -201,6 +201,19 @@ def lora_config(recipe: Recipe, seq2seq: bool):
 # --------------------------------------------------------------------------- training
 
 
+def checkpointing_args(on: bool) -> dict:
+    """Gradient checkpointing in the installed transformers' words: newer releases (5.2x)
+    call it activation checkpointing and warn on the old names, which 5.19 (the GPU set's,
+    constraints/gpu.txt) alone knows."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    word = "activation" if "activation_checkpointing" in fields else "gradient"
+    return {f"{word}_checkpointing": on, f"{word}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
 def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: bool,
                   seq2seq: bool, out: Path):
     """The trainer's arguments, one dict for both trainers (SFTConfig adds its own keys)."""
@@ -221,8 +234,7 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         max_steps=recipe.max_steps,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=recipe.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing_args(recipe.gradient_checkpointing),
         eval_strategy="steps" if evaluate else "no",
         eval_steps=recipe.eval_steps if evaluate else None,
         save_strategy="steps",
@@ -243,9 +255,8 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         return Seq2SeqTrainingArguments(**common)
     from trl import SFTConfig
 
-    # TRL keeps its own (older) name for the switch, defaulting to on: set it alike
-    return SFTConfig(**common, gradient_checkpointing=recipe.gradient_checkpointing,
-                     max_length=recipe.max_length,
+    # the switch above also overrides SFTConfig's own default (on)
+    return SFTConfig(**common, max_length=recipe.max_length,
                      padding_free=batching == "padding_free", completion_only_loss=None)
 
 
