@@ -35,6 +35,27 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def swap_in(staging: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Put the finished folder `staging` at `dest` (a sibling): what was at `dest` is moved
+    aside first and removed only once the new folder is in place, so a failure leaves one
+    of the two whole."""
+    import shutil
+
+    staging, dest = Path(staging), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        dest.rename(old)
+    try:
+        staging.rename(dest)
+    except BaseException:
+        if old is not None:
+            old.rename(dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
