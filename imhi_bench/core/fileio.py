@@ -56,6 +56,19 @@ def swap_in(staging: str | os.PathLike, dest: str | os.PathLike) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def make_shared(path: str | os.PathLike) -> None:
+    """Give a file, or a folder and the files in it, the modes the umask gives new ones:
+    mkdtemp and mkstemp make owner-only entries, and a finished run or model is shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path = Path(path)
+    files = [f for f in path.iterdir() if f.is_file()] if path.is_dir() else [path]
+    for f in files:
+        f.chmod(0o666 & ~umask)
+    if path.is_dir():
+        path.chmod(0o777 & ~umask)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
