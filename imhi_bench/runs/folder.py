@@ -11,7 +11,9 @@ A run folder (`write_run_folder`):
                              included
 
 It is assembled beside the target and renamed into place at the end, so a failed run leaves
-no partial results; an earlier run folder at the target is replaced.
+no partial results; an earlier run folder at the target is replaced, unless a run recorded
+in the store points to it (`imhi_recorded.json`, written by `mark_recorded` in the
+recording transaction): that folder is never replaced.
 
 Reading (`load_predictions`): a folder in MentaLLaMA `IMHI.py` output format, one
 `<SET>.csv` per set with columns `goldens` and `generated_text` (other columns, e.g.
