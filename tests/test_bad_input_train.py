@@ -321,7 +321,7 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_succeeded(llama, tmp_pat
     stale lock (a run killed with -9) blocks nothing; a good --overwrite swaps in."""
     import imhi_bench.train.trainer as trainer
 
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "out"
     real = trainer.build_trainer
 
     def fails(*args, **kwargs):
@@ -331,10 +331,11 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_succeeded(llama, tmp_pat
     with torch_threads(1):
         assert main(quick(out, model=llama)) == 2  # a first run
     assert "the model did not load" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == []  # no folder, no lock, nothing
+    assert sorted(os.listdir(tmp_path)) == []  # no folder (nor runs/), no lock, nothing
 
     monkeypatch.setattr(trainer, "build_trainer", real)
-    (tmp_path / ".out.lock").write_text("")  # left by a run killed with -9: not held
+    out.parent.mkdir()
+    (out.parent / ".out.lock").write_text("")  # left by a run killed with -9: not held
     with torch_threads(1):
         assert main(quick(out, model=llama)) == 0, capsys.readouterr().err
     first = snapshot(out)
@@ -344,12 +345,12 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_succeeded(llama, tmp_pat
     with torch_threads(1):
         assert main(quick(out, "--overwrite", model=llama)) == 2
     assert snapshot(out) == first
-    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert sorted(os.listdir(out.parent)) == ["out"]
 
     monkeypatch.setattr(trainer, "build_trainer", real)
     with torch_threads(1):
         assert main(with_override(quick(out, "--overwrite", model=llama), "seed", "3")) == 0
-    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert sorted(os.listdir(out.parent)) == ["out"]
     assert yaml.safe_load((out / "train_recipe.yaml").read_text())["seed"] == 3
 
 

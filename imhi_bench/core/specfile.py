@@ -137,10 +137,12 @@ def read_mapping(path: str | os.PathLike, what: str, hint: str) -> dict[str, Any
         raise ImhiError(f"{what} {path} does not exist: pass {hint}")
     try:
         text = p.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        why = getattr(e, "strerror", None) or first_line(e)
-        raise ImhiError(f"cannot read {what} {path} ({why}): check the file and its "
-                        "permissions") from None
+    except UnicodeDecodeError as e:
+        raise ImhiError(f"{what} {path} is not UTF-8 text (bad byte at offset {e.start}): "
+                        "re-save it as UTF-8") from None
+    except OSError as e:
+        raise ImhiError(f"cannot read {what} {path} ({e.strerror or first_line(e)}): check "
+                        "the file and its permissions") from None
     try:
         loaded = yaml.load(text, Loader=_unique_loader())  # noqa: S506 - a SafeLoader
     except DuplicateKey as e:

@@ -92,6 +92,7 @@ def output_lock(path: Path) -> Iterator[None]:
     if not is_main_process():
         yield
         return
+    made = [p for p in path.parents if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
     while True:
@@ -114,6 +115,11 @@ def output_lock(path: Path) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
+        for folder in made:  # made for this run, and left empty by a failed one
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 @contextmanager
