@@ -145,4 +145,10 @@ def list_specs(folder: str | os.PathLike = SPEC_DIR) -> list[tuple[Path, Baselin
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ImhiError(f"{root} is not a folder of baseline specs: pass --dir baselines")
-    return [(p, load_spec(p)) for p in sorted(root.glob("*.yaml"))]
+    specs = []
+    for p in sorted(root.glob("*.yaml")):
+        try:
+            specs.append((p, load_spec(p)))
+        except ImhiError as e:  # a key's message alone would not say which file has it
+            raise ImhiError(str(e) if str(p) in str(e) else f"{p}: {e}") from None
+    return specs

@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     vl.add_argument("--max-model-len", type=int, metavar="N")
     out = p.add_argument_group("output")
     out.add_argument("--output", metavar="DIR",
-                     help="run folder (default runs/<name>); an earlier run folder is replaced")
+                     help="run folder (default runs/<name>, a new one per run); an earlier "
+                     "run folder is replaced, unless a recorded run points to it")
     out.add_argument("--name",
                      help="the model's name on the leaderboard and the run folder's name "
                      "(default: on the leaderboard, the model's folder name or hub id, plus "

@@ -35,6 +35,40 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def swap_in(staging: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Put the finished folder `staging` at `dest` (a sibling): what was at `dest` is moved
+    aside first and removed only once the new folder is in place, so a failure leaves one
+    of the two whole."""
+    import shutil
+
+    staging, dest = Path(staging), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        dest.rename(old)
+    try:
+        staging.rename(dest)
+    except BaseException:
+        if old is not None:
+            old.rename(dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def make_shared(path: str | os.PathLike) -> None:
+    """Give a file, or a folder and the files in it, the modes the umask gives new ones:
+    mkdtemp and mkstemp make owner-only entries, and a finished run or model is shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path = Path(path)
+    files = [f for f in path.iterdir() if f.is_file()] if path.is_dir() else [path]
+    for f in files:
+        f.chmod(0o666 & ~umask)
+    if path.is_dir():
+        path.chmod(0o777 & ~umask)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

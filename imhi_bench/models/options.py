@@ -67,29 +67,36 @@ def _looks_like_path(text: str) -> bool:
     return not HUB_ID.match(text)
 
 
-def local_model_dir(model: str) -> Path | None:
+def _named(option: str, value: str) -> str:
+    """How a message names a value: `--model X`, or `model=X` for a recipe key."""
+    return f"{option}{value}" if option.endswith("=") else f"{option} {value}"
+
+
+def local_model_dir(model: str, option: str = "--model") -> Path | None:
     """The model folder if `model` names one on disk, None if it is a hub id; an error if it
-    looks like a path that is not a model folder."""
+    looks like a path that is not a model folder.  `option` is what chose it (`--model`,
+    `--base`, `model=`), for the message."""
     p = Path(model).expanduser()
+    named = _named(option, model)
     if p.exists():
         if not p.is_dir():
-            raise ImhiError(f"--model {model}: is a file; pass the model folder (the one "
+            raise ImhiError(f"{named}: is a file; pass the model folder (the one "
                             "holding config.json and the weights)")
         if not (p / "config.json").is_file():
             if (p / "adapter_config.json").is_file():
                 base = (adapter_config(p) or {}).get("base_model_name_or_path")
                 raise ImhiError(
-                    f"--model {model} is a PEFT adapter, not a model: pass its base model "
+                    f"{named} is a PEFT adapter, not a model: pass its base model "
                     f"with --model{' ' + base if base else ' BASE'} and this folder with "
                     f"--adapter {model}"
                 )
             raise ImhiError(
-                f"--model {model} has no config.json, so it is not a Hugging Face model "
+                f"{named} has no config.json, so it is not a Hugging Face model "
                 "folder: pass the folder save_pretrained wrote (config.json + weights)"
             )
         return p.resolve()
     if _looks_like_path(model):
-        raise ImhiError(f"--model {model}: no such folder; pass a local model folder or a "
+        raise ImhiError(f"{named}: no such folder; pass a local model folder or a "
                         "Hugging Face hub id such as klyang/MentaLLaMA-chat-7B")
     return None
 
@@ -113,6 +120,10 @@ def check_adapter(adapter: str) -> Path:
                 if (p / "config.json").is_file() else "")
         raise ImhiError(f"--adapter {adapter} has no adapter_config.json, so it is not a PEFT "
                         f"adapter folder{hint}")
+    if adapter_config(p) is None:  # PEFT would fail on it later, after the base loaded
+        raise ImhiError(f"--adapter {adapter}: its adapter_config.json is not a JSON object "
+                        "(unreadable or damaged): re-save the adapter with PEFT's "
+                        "save_pretrained")
     # Without weights PEFT takes the folder for a hub id and fails with "Repo id must be in
     # the form 'repo_name'...", which says nothing about the folder.
     if not any((p / name).is_file() for name in ADAPTER_WEIGHTS):

@@ -17,7 +17,6 @@ Flow of `run_eval`:
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import tempfile
 import time
@@ -30,7 +29,7 @@ from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.protocol import GOLD_MAX
 from imhi_bench.models.options import ModelOptions
 from imhi_bench.models.registry import load_model  # here, so a test can stand one in
-from imhi_bench.runs.folder import folder_name
+from imhi_bench.runs.folder import default_run_dir, stamped
 from imhi_bench.runs.selection import TaskSelection, select_tasks
 from imhi_bench.runs.settings import fewshot_seed, generation_limits, use_chat_template
 
@@ -75,8 +74,7 @@ def default_name(opts: EvalOptions) -> str:
     base = Path(opts.model.model.rstrip("/")).name or "model"
     if opts.model.adapter:
         base += "+" + Path(opts.model.adapter.rstrip("/")).name
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return folder_name(f"{base}-{opts.model.backend}-{stamp}")
+    return stamped(f"{base}-{opts.model.backend}")
 
 
 def check_counts(limit: int | None, max_new_tokens: int | None, bootstrap: int) -> None:
@@ -191,6 +189,7 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     starts."""
     from imhi_bench.benchmark.data import resolve_data_dir
     from imhi_bench.models import options as model_options
+    from imhi_bench.models.generation_cache import check_cache_dir
     from imhi_bench.models.identity import model_identity
     from imhi_bench.models.registry import model_args
     from imhi_bench.runs.folder import check_output, write_run_folder
@@ -203,7 +202,7 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     opts.model.seed = opts.seed
     model_options.check(opts.model)
     name = opts.name or default_name(opts)
-    run_dir = Path(opts.output or Path("runs") / folder_name(name)).expanduser().resolve()
+    run_dir = Path(opts.output or default_run_dir(name)).expanduser().resolve()
     check_output(run_dir)  # and that it can be written
     data_dir = resolve_data_dir(opts.data_dir).resolve()
     check_data_files(selection, data_dir)
@@ -212,6 +211,8 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     # the network last: a hub id must be downloadable, BERTScore's model too
     model_options.check_download(opts.model)
     check_quality_models(opts.quality)
+    if opts.use_cache:  # opened only once the model has loaded: check its folder now
+        check_cache_dir(opts.cache_dir)
     if preflight is not None:
         preflight()
     for note in selection.notes + fewshot_notes:

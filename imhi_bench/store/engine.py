@@ -272,8 +272,25 @@ def check_store(url: str | None = None) -> None:
                             f"{_one_line(e)}: check --db / ${DB_URL_ENV}") from None
         if problems != ["ok"]:
             raise damaged_store_error(url, Exception(problems[0] if problems else "no answer"))
+        _check_writable(engine, url)
     finally:
         engine.dispose()
+
+
+def _check_writable(engine: Engine, url: str) -> None:
+    """A write that is rolled back: a store that opens and reads but cannot be written (a
+    read-only file, mount or URI) fails now, not when the finished run is recorded."""
+    try:
+        with engine.connect().execution_options(imhi_write=True) as conn:
+            tx = conn.begin()
+            try:
+                conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            finally:
+                tx.rollback()
+    except OperationalError as e:
+        raise ImhiError(f"the results store {display_url(url)} cannot be written "
+                        f"({_one_line(e)}): point --db / ${DB_URL_ENV} at a writable store, "
+                        "or pass --no-db") from None
 
 
 StoreTarget = Session | sessionmaker | Engine | str | None
