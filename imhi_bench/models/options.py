@@ -41,6 +41,9 @@ class ModelOptions:
     batch_size: str = "auto"  # "auto" or a positive integer
     device: str | None = None  # default: cuda if available, else cpu
     trust_remote_code: bool = False
+    # Load weights from safetensors only, never a pickle file beside them (the queue worker,
+    # for a submission queued without --allow-pickle).
+    safetensors_only: bool = False
     max_batch_tokens: int | None = None  # hf: token budget of an auto batch
     # API backends
     base_url: str | None = None
