@@ -168,7 +168,8 @@ def test_pickle_weights_need_allow_pickle(llama, tmp_path, env, capsys):
     torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
     (pickled / "model.safetensors").unlink()
     rc, _, err = submit("--model", str(pickled), "--name", "pickled", capsys=capsys)
-    assert_refused(rc, err, "has pickle files (pytorch_model.bin), which can run code when loaded: convert", env)
+    assert_refused(rc, err, "has pickle files (pytorch_model.bin), which can run code when "
+                   "loaded: convert", env)
     assert "--allow-pickle" in err
     rc, _, err = submit("--model", str(pickled), "--name", "pickled", "--allow-pickle",
                         capsys=capsys)
