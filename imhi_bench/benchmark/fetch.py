@@ -323,7 +323,7 @@ def ensure_release(
     print(f"imhi-bench: no IMHI data yet: fetching the MentaLLaMA release (commit "
           f"{MENTALLAMA_COMMIT[:7]}, verified) into {root} (once; --data-dir or "
           f"${DATA_DIR_ENV} use a copy of your own)", file=sys.stderr)
-    results = fetch(root, base_url=base_url, timeout=FIRST_USE_TIMEOUT,
+    results = fetch(root, base_url=base_url, timeout=FIRST_USE_TIMEOUT, option="--data-dir",
                     only=None if train else (lambda rel: not rel.startswith("train_data/")))
     causes = failure_lines(results)
     if causes and not _has_release(root, train):
