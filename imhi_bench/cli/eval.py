@@ -8,7 +8,7 @@ from imhi_bench.cli.options import add_data_dir, check_store_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imhi_bench.models.options import DTYPES
+    from imhi_bench.models.options import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT, DTYPES
     from imhi_bench.models.registry import BACKEND_HELP, BACKENDS
 
     p = sub.add_parser(
@@ -78,8 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the key is never logged or stored)")
     api.add_argument("--num-concurrent", type=int, default=1, metavar="N",
                      help="requests in flight at once (default 1)")
-    api.add_argument("--max-retries", type=int, default=5, metavar="N",
-                     help="retries with backoff on 429/5xx/connection errors (default 5)")
+    api.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                     metavar="SECONDS",
+                     help="how long one request waits for its answer before it is retried "
+                     f"(default {DEFAULT_REQUEST_TIMEOUT:g})")
+    api.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES, metavar="N",
+                     help="retries with backoff on 429/5xx, connection errors and timeouts "
+                     f"(default {DEFAULT_MAX_RETRIES}); Ctrl-C or SIGTERM stops a run at once, "
+                     "keeping the answers so far cached")
     vl = p.add_argument_group("vLLM backend (GPU only)")
     vl.add_argument("--tensor-parallel-size", type=int, default=1, metavar="N")
     vl.add_argument("--data-parallel-size", type=int, default=1, metavar="N")
@@ -121,7 +127,8 @@ def options(args: argparse.Namespace):
         dtype=args.dtype, batch_size=str(args.batch_size).strip().lower(), device=args.device,
         trust_remote_code=args.trust_remote_code, base_url=args.base_url,
         api_key_env=args.api_key_env, num_concurrent=args.num_concurrent,
-        max_retries=args.max_retries, tensor_parallel_size=args.tensor_parallel_size,
+        max_retries=args.max_retries, timeout=args.request_timeout,
+        tensor_parallel_size=args.tensor_parallel_size,
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         seed=args.seed,

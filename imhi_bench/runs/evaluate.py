@@ -27,6 +27,7 @@ from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.protocol import GOLD_MAX
+from imhi_bench.core.urls import mask_url
 from imhi_bench.models.options import ModelOptions
 from imhi_bench.models.registry import load_model  # here, so a test can stand one in
 from imhi_bench.runs.folder import default_run_dir, stamped
@@ -191,7 +192,7 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     from imhi_bench.models import options as model_options
     from imhi_bench.models.generation_cache import check_cache_dir
     from imhi_bench.models.identity import model_identity
-    from imhi_bench.models.registry import model_args
+    from imhi_bench.models.registry import model_args, recorded_args
     from imhi_bench.runs.folder import check_output, write_run_folder
     from imhi_bench.tasks.fewshot import fewshot_plan
 
@@ -261,7 +262,7 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
         raise ImhiError("this process is not rank 0 of the run: results are written by rank 0")
     model_name, args = model_args(opts.model)
     results["config"] = {  # as lm_eval.simple_evaluate records it
-        "model": model_name, "model_args": args, "batch_size": opts.model.batch_size,
+        "model": model_name, "model_args": recorded_args(args), "batch_size": opts.model.batch_size,
         "batch_sizes": getattr(lm, "batch_sizes_used", []), "limit": opts.limit,
         "bootstrap_iters": 0, "gen_kwargs": {"max_gen_toks": opts.max_new_tokens},
         "random_seed": opts.seed, "numpy_seed": opts.seed, "torch_seed": opts.seed,
@@ -356,7 +357,7 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         "model_config_sha256": model_config_sha256(m),
         "adapter_config_sha256": adapter_config_sha256(m),
         "dtype": None if api else m.dtype,
-        "base_url": m.base_url,
+        "base_url": mask_url(m.base_url),
         # score_run fills these in; named here so the keys keep their place in the JSON
         "seed": None,
         "limit": opts.limit,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.sqlite_wal import enable_wal
+from imhi_bench.core.urls import mask_url
 
 DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
@@ -64,13 +65,9 @@ def resolve_db_url(url: str | None = None) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL with any password masked, for messages (one SQLAlchemy cannot parse too)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        import re
-
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    """The URL with any password (or key in its query string) masked, for messages: the
+    one masking of every URL shown (`core.urls.mask_url`), one SQLAlchemy cannot parse too."""
+    return mask_url(url) or url
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
