@@ -172,8 +172,11 @@ def test_unparseable_is_none_never_a_class(name, text):
 def test_explain_label_says_which_rule_decided():
     label, rule, sentence = explain_label(
         "SAD", "Reasoning: The post mentions school. In conclusion, the label is work.")
-    assert (label, rule) == ("work", "label statement")
+    assert (label, rule) == ("work", "category statement")
     assert "label is work" in sentence
+    label, rule, sentence = explain_label(
+        "SAD", "Reasoning: The post mentions school. It is most likely related to work.")
+    assert (label, rule) == ("work", "label statement")
     assert explain_label("DR", "Yes, clearly.")[1] == "answer"
 
 
