@@ -219,6 +219,7 @@ def _multiclass_sentence(
         return None
     main: list[tuple[int, str, str]] = []
     conc: list[tuple[int, str, str]] = []
+    hedged: list[range] = []  # spans of concessive clauses
     offset = 0
     for clause, concessive in clauses(sentence):
         start = sentence.find(clause, offset)
@@ -228,10 +229,14 @@ def _multiclass_sentence(
         if found and CONTRAST.match(clause):
             main = []  # "X, but Y": Y is what the sentence asserts
         (conc if concessive else main).extend(found)
+        if concessive:
+            hedged.append(range(offset, offset + len(clause) + 1))
     mentions = main or ([] if stated_only else conc)
     if not mentions:
         return None
-    for end in reversed([m.end() for m in CATEGORY.finditer(sentence)]):
+    stated = [m.end() for m in CATEGORY.finditer(sentence)
+              if not any(m.start() in span for span in hedged)]
+    for end in reversed(stated):
         after = [m for m in mentions if m[0] >= end]
         if after:
             return after[0][1], after[0][2] or (

@@ -52,7 +52,8 @@ _DISORDER = (
 _KIN = (
     r"(?:(?:step|grand|great[- ]?grand)?(?:mother|father|parent|mom|mum|dad)s?|grandm(?:a|om)s?"
     r"|grandpas?|(?:step|half[- ]?)?(?:brother|sister|sibling|son|daughter)s?|child(?:ren)?"
-    r"|kids?|aunts?|uncles?|cousins?|nieces?|nephews?|relatives?|family members?|in[- ]laws?"
+    r"|kids?|aunts?|uncles?|cousins?|nieces?|nephews?|relatives?|famil(?:y|ies)(?: members?)?"
+    r"|in[- ]laws?"
     r"|(?:mother|father|brother|sister|son|daughter)s?[- ]in[- ]law)"
 )
 # strain with someone: "relationship with", "tension between the poster and", "argues with"
