@@ -55,8 +55,8 @@ def test_an_option_list_in_the_answer_slot_is_not_its_claim(name, text, expected
         ("SAD", "Answer: A. Work B. School C. None of the above. Reasoning: The poster is "
                 "behind on rent and owes money.", "financial problem"),
         ("CAMS", "A. This post shows causes of depression related to alienation B. This post "
-                 "shows causes of depression related to medication\nThe poster's new pills "
-                 "leave them numb.", "medication"),
+                 "shows causes of depression related to medication\nThe poster's new "
+                 "medicine leaves them numb.", "medication"),
     ],
 )
 def test_an_unchosen_list_in_the_answer_slot_is_cut_out(name, text, expected):
@@ -161,7 +161,8 @@ def test_relatives_are_a_sad_rule_only():
 
 # 4. What a classifier labeler reads.
 def test_labeler_text_cuts_option_lists_and_nothing_else():
-    listed = "A. Work B. Family issues C. School\nReasoning: The poster fights with a \u201cfriend\u201d."
+    listed = ("A. Work B. Family issues C. School\nReasoning: The poster fights with a "
+              "\u201cfriend\u201d.")
     assert labeler_text("SAD", listed) == 'Reasoning: The poster fights with a "friend".'
     plain = "  Reasoning: The poster mentions option B of their **plan**.  "
     assert labeler_text("SAD", plain) == "Reasoning: The poster mentions option B of their plan."
