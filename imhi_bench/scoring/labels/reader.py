@@ -265,15 +265,13 @@ def _read_sentence(
 ) -> tuple[str, str] | None:
     """(class, why) a sentence states (`_multiclass_sentence`), or None; with `stated_only`
     only a class named after a statement of the category (multi-class sets)."""
-    if stated_only:
-        return None if schema(set_name).concept else _multiclass_sentence(set_name, sentence,
-                                                                          stated_only=True)
     if schema(set_name).concept:
-        found = (slot and leading_yes_no(sentence)) or _binary_sentence(set_name, sentence,
-                                                                         degree)
+        if stated_only:
+            return None  # a binary set's category statements are its label statements
+        found = slot and leading_yes_no(sentence) or _binary_sentence(set_name, sentence, degree)
         return (found, "") if found else None
     bare = slot and bare_phrase(set_name, sentence)
-    return (bare, "") if bare else _multiclass_sentence(set_name, sentence)
+    return (bare, "") if bare else _multiclass_sentence(set_name, sentence, stated_only)
 
 
 def leading_yes_no(text: str) -> str | None:
@@ -288,6 +286,8 @@ def bare_phrase(set_name: str, text: str) -> str | None:
     return _phrase_index(set_name).get(key)
 
 
+# an option that names its class in its own words is short ("Stress at school"); a longer
+# item is reasoning, unless it is a gold label sentence echoed whole
 _MAX_OPTION_WORDS = 6
 
 
