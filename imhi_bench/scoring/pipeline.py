@@ -31,9 +31,10 @@ from imhi_bench.core.errors import ImhiError
 from imhi_bench.scoring.labeler.explicit import CLASSIFIER, RULES, read_labels
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.reader import extract_label
-from imhi_bench.scoring.metrics import mean_over_sets, score_set, set_seed
+from imhi_bench.scoring.metrics import mean_over_sets, score_set
 from imhi_bench.scoring.provenance import base_provenance
 from imhi_bench.scoring.quality.table import METRICS
+from imhi_bench.scoring.resample import set_seed
 
 LABEL_BY = "label_by"  # per-sample: who decided the label when a classifier labeler ran
 
