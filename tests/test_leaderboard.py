@@ -271,9 +271,10 @@ def test_main_page_shows_reported_and_reproduced_rows(seeded):
     x = table[table["model"] == "X"].iloc[0]
     assert x["source"] == "reproduced" and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:9]) == ["model", "coverage", "source", "type", "size (B)",
-                                       "training data", "format", "setting", data.MEAN_COLUMN]
-    assert list(table.columns[9:17]) == list(data.RANKED_SETS)
+    assert list(table.columns[:10]) == ["model", data.BAND_COLUMN, "coverage", "source", "type",
+                                        "size (B)", "training data", "format", "setting",
+                                        data.MEAN_COLUMN]
+    assert list(table.columns[10:18]) == list(data.RANKED_SETS)
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"

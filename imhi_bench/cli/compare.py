@@ -78,7 +78,8 @@ def _store_side(spec: str, run_id: int, engine) -> Side:
     if prov is None:
         raise ImhiError(f"{spec}: there is no run {run_id} in the results store: see "
                         "`imhi-bench leaderboard` (column run_id) or pass --db")
-    labels = run_labels(engine, [run_id]).get(run_id, {})
+    labels = {name: rows.as_dict()
+              for name, rows in run_labels(engine, [run_id]).get(run_id, {}).items()}
     if not labels:
         raise ImhiError(f"{spec}: run {run_id} has no stored samples (a reported row, or "
                         "recorded without them): compare runs with per-sample results")

@@ -18,7 +18,7 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import data, queue_data, run_data
+from imhi_bench.leaderboard import band_data, data, queue_data, run_data
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -48,8 +48,9 @@ def _frames(url: str, fingerprint: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _table(url: str, fingerprint: tuple, group: str, latest_only: bool,
            include_partial: bool) -> pd.DataFrame:
     runs, scores = _frames(url, fingerprint)
-    return data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
-                                  latest_only=latest_only, include_partial=include_partial)
+    table = data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
+                                   latest_only=latest_only, include_partial=include_partial)
+    return band_data.with_rank_bands(_engine(url), table, data.SET_GROUPS[group])
 
 
 # Missing values in every table: never "None".
@@ -70,6 +71,8 @@ def _column_config(frame: pd.DataFrame) -> dict:
         # not pinned: the grid draws pinned columns muted, like an index, not as the names.
         if col == "model":
             config[col] = st.column_config.TextColumn(width="medium")
+        elif col == data.BAND_COLUMN:
+            config[col] = st.column_config.TextColumn(width="small")
         elif col == data.COVERAGE_COLUMN:
             config[col] = st.column_config.TextColumn(width="medium")
         elif col in data.TEXT_COLUMNS:
@@ -165,7 +168,8 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         f"the same {len(sets)} sets ({', '.join(sets)}); a row missing one of them has no "
         f"mean ({MISSING}) and comes last. '{data.OWN_MEAN_COLUMN}' is each row's own mean "
         "over every set it scored (for a paper row, the paper's), not ranked. 'reported' "
-        "rows are the paper's numbers, 'reproduced' rows were run here."
+        "rows are the paper's numbers, 'reproduced' rows were run here. "
+        + band_data.BAND_NOTE
         + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
            "not ranked." if partial else ""))
     if table.empty and not partial and not runs["complete"].eq(True).all():

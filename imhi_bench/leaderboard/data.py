@@ -49,16 +49,17 @@ MEAN_COLUMN = "mean weighted F1"  # over the group's sets, all of them or none (
 COVERAGE_COLUMN = "coverage"  # the badge: complete, or partial / unknown and why
 OWN_MEAN_COLUMN = "mean of sets scored"  # every set the run scored (a paper row: its mean)
 RANKED = "ranked"  # internal: complete runs are ranked, the others listed after them
+BAND_COLUMN = "rank band"  # the ranks a row could take (`band_data`); empty for no band
 INFO_COLUMNS: tuple[str, ...] = (
-    "model", COVERAGE_COLUMN, "source", "type", "size (B)", "training data", "format",
-    "setting", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN, "mean BART-score", "date",
+    "model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type", "size (B)", "training data",
+    "format", "setting", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN, "mean BART-score", "date",
     "path", "revision", "base model", "precision", "license", "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
                                    "backend", "run_id")
-TEXT_COLUMNS: tuple[str, ...] = ("model", COVERAGE_COLUMN, "source", "type", "training data",
-                                 "format", "setting", "date", "path", "revision", "base model",
-                                 "precision", "license", "backend")
+TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type",
+                                 "training data", "format", "setting", "date", "path",
+                                 "revision", "base model", "precision", "license", "backend")
 
 
 # --------------------------------------------------------------------------- loading
@@ -343,19 +344,26 @@ def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
     """A `leaderboard_table` filtered, sorted and cut to the view's columns; the index is
     the table's, so `table.loc[shaped.index, RANKED]` says which rows are ranked."""
     shown = sort_table(filter_table(table, view.filters), view.sort_by, view.descending)
-    return shown[visible_columns(view.columns, view.sets)]
+    # the band column exists only where the table was built with the store at hand
+    return shown[[c for c in visible_columns(view.columns, view.sets) if c in shown.columns]]
 
 
-def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View) -> pd.DataFrame:
-    """The main table as `view` shows it."""
+def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
+               engine: Engine | None = None) -> pd.DataFrame:
+    """The main table as `view` shows it; with `engine`, with its rank band column
+    (`band_data`, from the store's samples)."""
     table = leaderboard_table(runs, scores, sets=view.sets, latest_only=view.latest_only,
                               include_partial=view.include_partial)
+    if engine is not None:
+        from imhi_bench.leaderboard.band_data import with_rank_bands
+
+        table = with_rank_bands(engine, table, view.sets)
     return shape(table, view)
 
 
 def default_view(engine: Engine) -> pd.DataFrame:
     """The ranked table as the app first shows it (View's defaults), from the store."""
-    return build_view(load_runs(engine), load_scores(engine), View())
+    return build_view(load_runs(engine), load_scores(engine), View(), engine)
 
 
 def _defuse_formula(value):

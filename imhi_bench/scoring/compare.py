@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.scoring.metrics import CI_LEVEL, encode, f1_from_counts
+from imhi_bench.scoring.metrics import CI_LEVEL, encode, encode_pred, f1_from_counts
 from imhi_bench.scoring.resample import (
     N_BOOTSTRAP,
     N_PERMUTATIONS,
@@ -47,11 +47,12 @@ def encode_runs(gold: Sequence[str],
                 preds: Sequence[Sequence[str | None]]) -> tuple[np.ndarray, np.ndarray, int]:
     """(gold codes (n,), prediction codes (runs, n), k): classes as `metrics.encode` numbers
     them (the gold classes, sorted; anything else, unreadable included, is k)."""
-    coded = [encode(gold, p) for p in preds]
-    y_true = coded[0][0] if coded else encode(gold, gold)[0]
-    k = len(set(gold))
-    y_pred = np.stack([c[1] for c in coded]) if coded else np.empty((0, len(gold)), np.int64)
-    return y_true, y_pred, k
+    y_true, _, classes = encode(gold, ())
+    index = {c: i for i, c in enumerate(classes)}
+    y_pred = np.empty((len(preds), len(gold)), dtype=np.int64)
+    for row, pred in enumerate(preds):
+        y_pred[row] = encode_pred(index, pred)
+    return y_true, y_pred, len(classes)
 
 
 def _indicators(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -49,11 +50,15 @@ def encode(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[np.ndarray,
     """Gold classes -> 0..K-1 (sorted); any prediction outside them (None included) -> K."""
     classes = sorted(set(gold))
     index = {c: i for i, c in enumerate(classes)}
-    k = len(classes)
-    y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
-    y_pred = np.fromiter((index.get(p, k) if p is not None else k for p in pred),
-                         dtype=np.int64, count=len(pred))
-    return y_true, y_pred, classes
+    y_true = np.fromiter(map(index.__getitem__, gold), dtype=np.int64, count=len(gold))
+    return y_true, encode_pred(index, pred), classes
+
+
+def encode_pred(index: dict[str, int], pred: Sequence[str | None]) -> np.ndarray:
+    """Predictions -> class numbers of `index`; anything else (None included) -> len(index).
+    (map over dict.get: C speed, for the rank bands' 100 runs x 8,169 labels.)"""
+    return np.fromiter(map(index.get, pred, repeat(len(index), len(pred))), dtype=np.int64,
+                       count=len(pred))
 
 
 def f1_from_counts(tp: np.ndarray, support: np.ndarray,
