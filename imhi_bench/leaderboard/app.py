@@ -18,7 +18,7 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import band_data, data, queue_data, run_data
+from imhi_bench.leaderboard import band_data, data, errors_page, queue_data, run_data
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -241,6 +241,8 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
         st.text("Mean over sets (as scored): " + run_data.mean_text(details["mean"]))
     if metrics["weighted_f1"].notna().any():
         st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
+
+    errors_page.show_errors(engine, run_id, height=_height, missing=MISSING)
 
     st.subheader("Provenance")
     st.json({"provenance": details["provenance"],
