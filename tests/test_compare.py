@@ -210,7 +210,7 @@ def test_different_protocols_are_refused_unless_asked(imhi_dir, tmp_path, capsys
     assert "Same protocol p-aaa111 (aaa111)" in capsys.readouterr().out
 
 
-def test_store_run_ids(folders, tmp_path, capsys):
+def test_store_run_ids_and_the_compare_page(folders, tmp_path, capsys, monkeypatch):
     a, _, worse = folders
     db = tmp_path / "store.sqlite"
     for folder, name in ((a, "model-a"), (worse, "model-b")):
@@ -225,6 +225,23 @@ def test_store_run_ids(folders, tmp_path, capsys):
     assert main(["compare", "run:1", "run:9", "--db", str(db)]) == 2
     assert "no run 9" in capsys.readouterr().err
     assert db.read_bytes() == before
+
+    # the compare page shows the same numbers
+    from streamlit.testing.v1 import AppTest
+
+    from imhi_bench.leaderboard import app as app_module
+
+    monkeypatch.setenv("IMHI_DB_URL", f"sqlite:///{db}")
+    at = AppTest.from_file(app_module.__file__, default_timeout=60).run()
+    at.sidebar.radio(key="page").set_value("Compare").run()
+    assert not at.exception, at.exception
+    paired = next(d.value for d in at.dataframe if "p permutation" in d.value.columns)
+    row = paired[(paired["set"] == "SAD") & (paired["metric"] == "weighted F1")].iloc[0]
+    want = got["sets"]["SAD"]["weighted_f1"]
+    assert (row["B - A"], row["p bootstrap"], row["p permutation"]) == \
+        (want["diff"], want["p_bootstrap"], want["p_permutation"])
+    assert row["95% CI"] == f"{want['ci'][0]:.2f} to {want['ci'][1]:.2f}"
+    assert "protocol unknown" in " ".join(t.value for t in at.text)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -47,18 +47,6 @@ class Side:
     labels: dict  # set -> doc id -> (gold label, label read)
     provenance: dict | None  # None: nothing recorded (an IMHI.py CSV folder)
 
-    @property
-    def protocol(self) -> dict:
-        proto = (self.provenance or {}).get("protocol")
-        return proto if isinstance(proto, dict) else {}
-
-    def protocol_text(self) -> str:
-        pid = self.protocol.get("id")
-        if not pid:
-            return "protocol unknown"
-        name = self.protocol.get("name")
-        return f"protocol {name} ({pid})" if name else f"protocol {pid}"
-
 
 def store_run_id(spec: str, db_given: bool) -> int | None:
     """The store run id `spec` names (run:N; a plain N when --db is given or no such path
@@ -89,6 +77,7 @@ def _store_side(spec: str, run_id: int, engine) -> Side:
 def load_sides(args: argparse.Namespace) -> tuple[Side, Side]:
     """Both runs' provenance and labels; the protocol check comes before any scoring."""
     from imhi_bench.runs.rescore import read_run_labels
+    from imhi_bench.scoring.compare import protocol_text, protocols_differ
 
     ids = [store_run_id(s, args.db is not None) for s in (args.a, args.b)]
     engine = None
@@ -104,31 +93,23 @@ def load_sides(args: argparse.Namespace) -> tuple[Side, Side]:
         else:
             sides.append(_store_side(spec, run_id, engine))
     a, b = sides
-    pa, pb = a.protocol.get("id"), b.protocol.get("id")
-    if pa and pb and pa != pb and not args.any_protocol:
+    if protocols_differ(a.provenance, b.provenance) and not args.any_protocol:
         raise ImhiError(f"A and B were run under different protocols (A: "
-                        f"{a.protocol_text()}, B: {b.protocol_text()}): compare runs of one "
-                        "protocol, or pass --any-protocol")
+                        f"{protocol_text(a.provenance)}, B: {protocol_text(b.provenance)}): "
+                        "compare runs of one protocol, or pass --any-protocol")
     return a, b
-
-
-def protocol_line(a: Side, b: Side) -> str:
-    pa, pb = a.protocol.get("id"), b.protocol.get("id")
-    if pa and pa == pb:
-        return f"Same {a.protocol_text()}."
-    if pa and pb:
-        return f"Different protocols, compared anyway (--any-protocol): A {a.protocol_text()}, " \
-               f"B {b.protocol_text()}."
-    unknown = " and ".join(n for n, p in (("A", pa), ("B", pb)) if not p)
-    return f"{unknown}: protocol unknown (no protocol in the provenance); the runs may " \
-           "differ in prompt, format or decoding."
 
 
 def run(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
     from imhi_bench.cli.score import check_writable_file, write_json
     from imhi_bench.runs.evaluate import check_counts
-    from imhi_bench.scoring.compare import compare_runs
+    from imhi_bench.scoring.compare import (
+        compare_runs,
+        protocol_note,
+        protocol_of,
+        protocol_text,
+    )
     from imhi_bench.scoring.report import comparison_table
 
     check_counts(None, None, args.bootstrap)
@@ -140,16 +121,17 @@ def run(args: argparse.Namespace) -> int:
     result = compare_runs(a.labels, b.labels, seed=args.seed, n_boot=args.bootstrap,
                           n_perm=args.permutations)
     result = {
-        "a": {"run": a.spec, "protocol": a.protocol.get("id")},
-        "b": {"run": b.spec, "protocol": b.protocol.get("id")},
-        "protocol": protocol_line(a, b),
+        "a": {"run": a.spec, "protocol": protocol_of(a.provenance).get("id")},
+        "b": {"run": b.spec, "protocol": protocol_of(b.provenance).get("id")},
+        "protocol": protocol_note(a.provenance, b.provenance),
         **result,
         "notice": NON_CLINICAL_NOTICE,
     }
     if json_path is not None:
         write_json(json_path, result)
         print(f"wrote {args.json}")
-    print(f"A: {a.spec} ({a.protocol_text()})\nB: {b.spec} ({b.protocol_text()})")
+    print(f"A: {a.spec} ({protocol_text(a.provenance)})\n"
+          f"B: {b.spec} ({protocol_text(b.provenance)})")
     print(result["protocol"] + "\n")
     # the table ends with the non-clinical notice: it stays the report's last line
     print(comparison_table(result))

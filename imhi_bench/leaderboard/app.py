@@ -18,7 +18,7 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import band_data, data, errors_page, queue_data, run_data
+from imhi_bench.leaderboard import band_data, data, errors_page, paired_page, queue_data, run_data
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -311,6 +311,7 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
         pd.DataFrame({"set": table["set"], "run": "B", "weighted F1": table["B weighted F1"]}),
     ]).dropna()
     st.altair_chart(_bar_chart(long, "weighted F1", color="run"), key="compare_chart")
+    paired_page.show_paired(engine, run_a, run_b, height=_height, missing=MISSING)
 
 
 QUEUE_HELP = """\

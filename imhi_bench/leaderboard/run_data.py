@@ -245,3 +245,39 @@ def cell_samples(engine: Engine, run_id: int, set_name: str, gold: str, read: st
         "gold": [r[3] for r in rows],
         "how the label was read": [how_read(set_name, r[2], r[4]) for r in rows],
     }, columns=["doc_id", "post (cut)", "generation", "gold", "how the label was read"])
+
+
+# --------------------------------------------------------------------------- paired
+
+
+PAIRED_COLUMNS: tuple[str, ...] = ("set", "metric", "n", "A", "B", "B - A", "95% CI",
+                                   "p bootstrap", "p permutation")
+_METRIC_TITLES = {"weighted_f1": "weighted F1", "accuracy": "accuracy", "macro_f1": "macro F1"}
+
+
+def paired_comparison(engine: Engine, run_a: int, run_b: int) -> tuple[pd.DataFrame, str]:
+    """`imhi-bench compare`'s numbers for two stored runs (`scoring.compare.compare_runs`
+    on their stored samples), one row per set (and the mean) and metric, and one line on
+    their protocols.  An empty frame and the reason when they share no sample."""
+    from imhi_bench.core.errors import ImhiError
+    from imhi_bench.scoring.compare import compare_runs, protocol_note
+    from imhi_bench.store.labels import run_labels, run_provenance
+
+    labels = run_labels(engine, [run_a, run_b])
+    if run_a not in labels or run_b not in labels:
+        return pd.DataFrame(columns=PAIRED_COLUMNS), \
+            "No paired comparison: a run without stored samples (a reported row?)."
+    try:
+        result = compare_runs(*({s: v.as_dict() for s, v in labels[r].items()}
+                                for r in (run_a, run_b)))
+    except ImhiError as e:
+        return pd.DataFrame(columns=PAIRED_COLUMNS), f"No paired comparison: {e}"
+    blocks = dict(result["sets"])
+    if len(blocks) > 1:
+        blocks[f"mean ({len(result['mean']['sets'])} sets)"] = result["mean"]
+    rows = [(name, title, block.get("n"), m["a"], m["b"], m["diff"],
+             f"{m['ci'][0]:.2f} to {m['ci'][1]:.2f}", m["p_bootstrap"], m["p_permutation"])
+            for name, block in blocks.items()
+            for key, title in _METRIC_TITLES.items() for m in [block[key]]]
+    note = protocol_note(run_provenance(engine, run_a), run_provenance(engine, run_b))
+    return rows_frame(rows, PAIRED_COLUMNS), note

@@ -187,6 +187,39 @@ def _mean_of(parts: Sequence[_Paired]) -> _Paired:
 # --------------------------------------------------------------------------- runs
 
 
+def protocol_of(provenance: Mapping | None) -> dict:
+    """The protocol a run's provenance names ({"id": hex, "name": ..., ...}), {} if none."""
+    proto = (provenance or {}).get("protocol")
+    return proto if isinstance(proto, dict) else {}
+
+
+def protocol_text(provenance: Mapping | None) -> str:
+    proto = protocol_of(provenance)
+    if not proto.get("id"):
+        return "protocol unknown"
+    name = proto.get("name")
+    return f"protocol {name} ({proto['id']})" if name else f"protocol {proto['id']}"
+
+
+def protocols_differ(a: Mapping | None, b: Mapping | None) -> bool:
+    """Both provenances name a protocol, and not the same one."""
+    pa, pb = protocol_of(a).get("id"), protocol_of(b).get("id")
+    return bool(pa and pb and pa != pb)
+
+
+def protocol_note(a: Mapping | None, b: Mapping | None) -> str:
+    """One line on whether runs A and B (their provenances) were run under one protocol."""
+    pa, pb = protocol_of(a).get("id"), protocol_of(b).get("id")
+    if pa and pa == pb:
+        return f"Same {protocol_text(a)}."
+    if pa and pb:
+        return (f"Different protocols, compared anyway: A {protocol_text(a)}, "
+                f"B {protocol_text(b)}.")
+    unknown = " and ".join(n for n, p in (("A", pa), ("B", pb)) if not p)
+    return (f"{unknown}: protocol unknown (no protocol in the provenance); the runs may "
+            "differ in prompt, format or decoding.")
+
+
 def shared_samples(set_name: str, a: Labels, b: Labels) -> tuple[list[str], list, list]:
     """(gold, A's labels, B's labels) over the doc ids both runs scored, in doc id order.
     The same doc id with another gold label means another data file: an ImhiError."""
