@@ -19,8 +19,8 @@ from sqlalchemy import delete
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
 from imhi_bench.cli.main import main
 from imhi_bench.leaderboard import data, queue_data, run_data
-from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.scoring.protocol import default_protocol, protocol_json
+from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_run, record_scored
 from imhi_bench.store.reported import NOT_LOADED, load_reported
 from imhi_bench.store.tables import Model, Run, Sample, Submission
@@ -295,10 +295,11 @@ def test_main_page_shows_reported_and_reproduced_rows_with_all_protocols(seeded)
     x = table[table["model"] == "X"].iloc[0]
     assert x["source"] == "reproduced" and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:10]) == ["model", "coverage", "source", "type", "size (B)",
-                                        "training data", "format", "setting", "protocol",
+    assert list(table.columns[:11]) == ["model", data.BAND_COLUMN, "coverage", "source",
+                                        "type", "size (B)", "training data", "format",
+                                        "setting", "protocol",
                                         data.MEAN_COLUMN]
-    assert list(table.columns[10:18]) == list(data.RANKED_SETS)
+    assert list(table.columns[11:19]) == list(data.RANKED_SETS)
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"

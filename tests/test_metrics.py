@@ -10,9 +10,9 @@ from imhi_bench.scoring.metrics import (
     bootstrap_weighted_f1,
     mean_over_sets,
     score_set,
-    set_seed,
     weighted_f1_rows,
 )
+from imhi_bench.scoring.resample import set_seed
 
 
 def test_perfect_predictions_score_100():

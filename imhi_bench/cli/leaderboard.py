@@ -87,6 +87,7 @@ def write_csv(args: argparse.Namespace) -> int:
     from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
     from imhi_bench.core.fileio import atomic_write_bytes
     from imhi_bench.leaderboard import data
+    from imhi_bench.leaderboard.band_data import BAND_NOTE
     from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
     from imhi_bench.store.reported import NOT_LOADED, reported_run_count
 
@@ -111,6 +112,7 @@ def write_csv(args: argparse.Namespace) -> int:
              else f"protocol {protocol}")
     print(f"wrote {out}: {rows} from {display_url(url)} ({which}), ranked by mean weighted F1 "
           f"over {', '.join(sets)} (partial runs left out)")
+    print(BAND_NOTE.replace(" show –", " have an empty cell"))
     print(NON_CLINICAL_NOTICE)
     return 0
 

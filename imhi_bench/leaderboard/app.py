@@ -18,7 +18,15 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import data, protocols, queue_data, run_data
+from imhi_bench.leaderboard import (
+    band_data,
+    data,
+    errors_page,
+    paired_page,
+    protocols,
+    queue_data,
+    run_data,
+)
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -48,9 +56,10 @@ def _frames(url: str, fingerprint: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _table(url: str, fingerprint: tuple, group: str, latest_only: bool,
            include_partial: bool, protocol: str) -> pd.DataFrame:
     runs, scores = _frames(url, fingerprint)
-    return data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
-                                  latest_only=latest_only, include_partial=include_partial,
-                                  protocol=protocol)
+    table = data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
+                                   latest_only=latest_only, include_partial=include_partial,
+                                   protocol=protocol)
+    return band_data.with_rank_bands(_engine(url), table, data.SET_GROUPS[group])
 
 
 # Missing values in every table: never "None".
@@ -71,6 +80,8 @@ def _column_config(frame: pd.DataFrame) -> dict:
         # not pinned: the grid draws pinned columns muted, like an index, not as the names.
         if col == "model":
             config[col] = st.column_config.TextColumn(width="medium")
+        elif col == data.BAND_COLUMN:
+            config[col] = st.column_config.TextColumn(width="small")
         elif col == data.COVERAGE_COLUMN:
             config[col] = st.column_config.TextColumn(width="medium")
         elif col in data.TEXT_COLUMNS:
@@ -182,7 +193,8 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         "over every set it scored (for a paper row, the paper's), not ranked. "
         "Labels are read from the generated text by rules (the paper: MentalBERT "
         "classifiers), macro F1 averages over the gold classes and an unreadable answer "
-        "counts as wrong."
+        "counts as wrong. "
+        + band_data.BAND_NOTE
         + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
            "not ranked." if partial else ""))
     if table.empty and not partial and not runs["complete"].eq(True).all():
@@ -264,6 +276,8 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     if metrics["weighted_f1"].notna().any():
         st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
 
+    errors_page.show_errors(engine, run_id, height=_height, missing=MISSING)
+
     st.subheader("Provenance")
     st.json({"provenance": details["provenance"],
              "generation_config": details["generation_config"]}, expanded=False)
@@ -331,6 +345,7 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
         pd.DataFrame({"set": table["set"], "run": "B", "weighted F1": table["B weighted F1"]}),
     ]).dropna()
     st.altair_chart(_bar_chart(long, "weighted F1", color="run"), key="compare_chart")
+    paired_page.show_paired(engine, run_a, run_b, height=_height, missing=MISSING)
 
 
 QUEUE_HELP = """\

@@ -58,17 +58,19 @@ MEAN_COLUMN = "mean weighted F1"  # over the group's sets, all of them or none (
 COVERAGE_COLUMN = "coverage"  # the badge: complete, or partial / unknown and why
 OWN_MEAN_COLUMN = "mean of sets scored"  # every set the run scored (a paper row: its mean)
 RANKED = "ranked"  # internal: complete runs are ranked, the others listed after them
+BAND_COLUMN = "rank band"  # the ranks a row could take (`band_data`); empty for no band
 INFO_COLUMNS: tuple[str, ...] = (
-    "model", COVERAGE_COLUMN, "source", "type", "size (B)", "training data", "format",
-    "setting", "protocol", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN, "mean BART-score", "date",
-    "path", "revision", "base model", "precision", "license", "backend", "run_id",
+    "model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type", "size (B)", "training data",
+    "format", "setting", "protocol", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN,
+    "mean BART-score", "date", "path", "revision", "base model", "precision", "license",
+    "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
                                    "backend", "run_id", "protocol")
-TEXT_COLUMNS: tuple[str, ...] = ("model", COVERAGE_COLUMN, "source", "type", "training data",
-                                 "format", "setting", "protocol", "date", "path", "revision",
-                                 "base model",
-                                 "precision", "license", "backend")
+TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type",
+                                 "training data", "format", "setting", "protocol", "date",
+                                 "path", "revision", "base model", "precision", "license",
+                                 "backend")
 
 
 # --------------------------------------------------------------------------- loading
@@ -383,20 +385,27 @@ def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
     columns = list(view.columns)
     if view.protocol == ALL_PROTOCOLS and "protocol" not in columns:
         columns.append("protocol")  # mixed protocols: every row says which it is
-    return shown[visible_columns(columns, view.sets)]
+    # the band column exists only where the table was built with the store at hand
+    return shown[[c for c in visible_columns(columns, view.sets) if c in shown.columns]]
 
 
-def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View) -> pd.DataFrame:
-    """The main table as `view` shows it."""
+def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
+               engine: Engine | None = None) -> pd.DataFrame:
+    """The main table as `view` shows it; with `engine`, with its rank band column
+    (`band_data`, from the store's samples)."""
     table = leaderboard_table(runs, scores, sets=view.sets, latest_only=view.latest_only,
                               include_partial=view.include_partial, protocol=view.protocol)
+    if engine is not None:
+        from imhi_bench.leaderboard.band_data import with_rank_bands
+
+        table = with_rank_bands(engine, table, view.sets)
     return shape(table, view)
 
 
 def default_view(engine: Engine, protocol: str = DEFAULT_ID) -> pd.DataFrame:
     """The ranked table as the app first shows it (View's defaults), from the store; with
     `protocol`, as it shows when that protocol (or ALL_PROTOCOLS) is chosen."""
-    return build_view(load_runs(engine), load_scores(engine), View(protocol=protocol))
+    return build_view(load_runs(engine), load_scores(engine), View(protocol=protocol), engine)
 
 
 def _defuse_formula(value):

@@ -174,3 +174,110 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame,
         "B 95% CI": [_ci_text(lo, hi) for lo, hi in zip(b["ci_low"], b["ci_high"], strict=True)],
         "B - A": (b["weighted_f1"] - a["weighted_f1"]).round(2).to_numpy(dtype="float64"),
     })
+
+
+# --------------------------------------------------------------------------- where it errs
+
+POST_CUT = 300  # characters of the prompt shown beside an error
+
+
+def set_errors(engine: Engine, run_id: int) -> dict[str, dict]:
+    """Per set with stored samples, in SET_NAMES order: its confusion matrix (a frame, gold
+    classes down, labels as read across, "unreadable" last) and per-class F1 (a frame:
+    class, F1, precision, recall (percent), support), by `scoring.confusion.error_profile`,
+    the function that writes them into the score JSON."""
+    from imhi_bench.scoring.confusion import error_profile
+    from imhi_bench.store.labels import run_labels
+
+    order = {name: i for i, name in enumerate(SET_NAMES)}
+    out = {}
+    per_set = run_labels(engine, [run_id]).get(run_id, {})
+    for name in sorted(per_set, key=lambda n: order.get(n, len(order))):
+        rows = per_set[name]
+        profile = error_profile(name, rows.gold.tolist(), rows.label.tolist())
+        conf = profile["confusion"]
+        matrix = pd.DataFrame(conf["counts"], columns=conf["read"])
+        matrix.insert(0, "gold \\ read", conf["gold"])
+        classes = pd.DataFrame([{"class": c, **v} for c, v in profile["per_class"].items()])
+        out[name] = {"confusion": matrix, "per_class": classes,
+                     "cells": [(g, r, n) for g, counts in zip(conf["gold"], conf["counts"],
+                                                              strict=True)
+                               for r, n in zip(conf["read"], counts, strict=True)
+                               if n and r != g]}
+    return out
+
+
+def how_read(set_name: str, generation: str | None, extra: dict | None) -> str:
+    """How a sample's label was read: by the classifier labeler, or the rule and sentence
+    that decided (`labels.reader.explain_label`)."""
+    from imhi_bench.scoring.labeler.explicit import CLASSIFIER
+    from imhi_bench.scoring.labels.reader import explain_label
+    from imhi_bench.scoring.pipeline import LABEL_BY
+
+    if isinstance(extra, dict) and extra.get(LABEL_BY) == CLASSIFIER:
+        return "by the classifier labeler"
+    label, rule, sentence = explain_label(set_name, generation)
+    if label is None:
+        return f"no label could be read ({rule})"
+    return f"{rule}: {sentence!r}" if sentence else rule
+
+
+def cell_samples(engine: Engine, run_id: int, set_name: str, gold: str, read: str,
+                 limit: int = 3) -> pd.DataFrame:
+    """The first `limit` samples (by doc id) of one confusion cell: gold class `gold`, read
+    as `read` (`scoring.confusion.UNREADABLE`: no label), with the prompt cut to POST_CUT
+    characters and how the label was read."""
+    from imhi_bench.scoring.confusion import UNREADABLE
+
+    read_is = Sample.label.is_(None) if read == UNREADABLE else Sample.label == read
+    query = (select(Sample.doc_id, Prompt.text, Sample.generation, Sample.gold, Sample.extra)
+             .outerjoin(Prompt, Sample.prompt_hash == Prompt.hash)
+             .where(Sample.run_id == run_id, Sample.set_name == set_name,
+                    Sample.gold_label == gold, read_is)
+             .order_by(Sample.doc_id).limit(max(1, int(limit))))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame({
+        "doc_id": [r[0] for r in rows],
+        "post (cut)": [(r[1] or "")[:POST_CUT] + ("…" if len(r[1] or "") > POST_CUT else "")
+                       for r in rows],
+        "generation": [r[2] for r in rows],
+        "gold": [r[3] for r in rows],
+        "how the label was read": [how_read(set_name, r[2], r[4]) for r in rows],
+    }, columns=["doc_id", "post (cut)", "generation", "gold", "how the label was read"])
+
+
+# --------------------------------------------------------------------------- paired
+
+
+PAIRED_COLUMNS: tuple[str, ...] = ("set", "metric", "n", "A", "B", "B - A", "95% CI",
+                                   "p bootstrap", "p permutation")
+_METRIC_TITLES = {"weighted_f1": "weighted F1", "accuracy": "accuracy", "macro_f1": "macro F1"}
+
+
+def paired_comparison(engine: Engine, run_a: int, run_b: int) -> tuple[pd.DataFrame, str]:
+    """`imhi-bench compare`'s numbers for two stored runs (`scoring.compare.compare_runs`
+    on their stored samples), one row per set (and the mean) and metric, and one line on
+    their protocols.  An empty frame and the reason when they share no sample."""
+    from imhi_bench.core.errors import ImhiError
+    from imhi_bench.scoring.compare import compare_runs, protocol_note
+    from imhi_bench.store.labels import run_labels, run_provenance
+
+    labels = run_labels(engine, [run_a, run_b])
+    if run_a not in labels or run_b not in labels:
+        return pd.DataFrame(columns=PAIRED_COLUMNS), \
+            "No paired comparison: a run without stored samples (a reported row?)."
+    try:
+        result = compare_runs(*({s: v.as_dict() for s, v in labels[r].items()}
+                                for r in (run_a, run_b)))
+    except ImhiError as e:
+        return pd.DataFrame(columns=PAIRED_COLUMNS), f"No paired comparison: {e}"
+    blocks = dict(result["sets"])
+    if len(blocks) > 1:
+        blocks[f"mean ({len(result['mean']['sets'])} sets)"] = result["mean"]
+    rows = [(name, title, block.get("n"), m["a"], m["b"], m["diff"],
+             f"{m['ci'][0]:.2f} to {m['ci'][1]:.2f}", m["p_bootstrap"], m["p_permutation"])
+            for name, block in blocks.items()
+            for key, title in _METRIC_TITLES.items() for m in [block[key]]]
+    note = protocol_note(run_provenance(engine, run_a), run_provenance(engine, run_b))
+    return rows_frame(rows, PAIRED_COLUMNS), note

@@ -74,3 +74,33 @@ def score_predictions(
         predictions = read_predictions(path, data_dir)
     return score_run(predictions.inputs, dict(predictions.provenance), seed=seed,
                      n_boot=bootstrap, quality=quality)
+
+
+def read_run_labels(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(set -> doc id -> (gold label, label read), provenance) of the generations under
+    `path` (anything `read_predictions` reads), for a paired comparison
+    (`scoring.compare`): labels read by the rules, as `imhi-bench score` reads them; the
+    provenance is that of the run folder's results file, None when there is none (an
+    IMHI.py CSV folder)."""
+    import json
+
+    from imhi_bench.core.errors import ImhiError
+    from imhi_bench.runs.folder import RESULTS_FILE
+    from imhi_bench.scoring.pipeline import label_samples
+
+    labels = {}
+    for name, pf in load_predictions(path).items():
+        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
+        samples = label_samples(name, rows, where=pf.path.name)
+        labels[name] = {s.doc_id: (s.gold_label, s.label) for s in samples}
+    where = Path(path).expanduser()
+    results = (where if where.is_dir() else where.parent) / RESULTS_FILE
+    if not results.is_file():
+        return labels, None
+    try:
+        report = json.loads(results.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise ImhiError(f"cannot read {results} ({type(e).__name__}): fix or remove it to "
+                        "compare the run's generations without its provenance") from None
+    prov = report.get("provenance") if isinstance(report, dict) else None
+    return labels, prov if isinstance(prov, dict) else {}

@@ -8,14 +8,15 @@ re-implementation of the same weighted F1 (checked against scikit-learn in the t
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
+from imhi_bench.scoring.resample import N_BOOTSTRAP, draw_indices
+
 UNPARSEABLE = "<unparseable>"
-N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
 
 
@@ -45,15 +46,33 @@ def _pct(x: float) -> float:
     return round(float(x) * 100.0, 2)
 
 
-def _encode(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, list]:
+def encode(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, list]:
     """Gold classes -> 0..K-1 (sorted); any prediction outside them (None included) -> K."""
     classes = sorted(set(gold))
     index = {c: i for i, c in enumerate(classes)}
-    k = len(classes)
-    y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
-    y_pred = np.fromiter((index.get(p, k) if p is not None else k for p in pred),
-                         dtype=np.int64, count=len(pred))
-    return y_true, y_pred, classes
+    y_true = np.fromiter(map(index.__getitem__, gold), dtype=np.int64, count=len(gold))
+    return y_true, encode_pred(index, pred), classes
+
+
+def encode_pred(index: dict[str, int], pred: Sequence[str | None]) -> np.ndarray:
+    """Predictions -> class numbers of `index`; anything else (None included) -> len(index).
+    (map over dict.get: C speed, for the rank bands' 100 runs x 8,169 labels.)"""
+    return np.fromiter(map(index.get, pred, repeat(len(index), len(pred))), dtype=np.int64,
+                       count=len(pred))
+
+
+def f1_from_counts(tp: np.ndarray, support: np.ndarray,
+                   predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weighted F1, macro F1, accuracy), fractions, from per-class counts (..., k): true
+    positives, gold support, predictions of the class.  Leading axes are kept (resamples,
+    runs); a class with no support and no prediction has F1 0, as scikit-learn's
+    zero_division=0 gives it."""
+    tp, support, predicted = (np.asarray(a, dtype=float) for a in (tp, support, predicted))
+    denom = support + predicted  # = 2tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    total = support.sum(axis=-1)
+    safe = np.where(total > 0, total, 1)
+    return (f1 * support).sum(axis=-1) / safe, f1.mean(axis=-1), tp.sum(axis=-1) / safe
 
 
 def weighted_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
@@ -62,22 +81,15 @@ def weighted_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarr
     b = y_true.shape[0]
     keys = (np.arange(b)[:, None] * (k * (k + 1)) + y_true * (k + 1) + y_pred).ravel()
     conf = np.bincount(keys, minlength=b * k * (k + 1)).reshape(b, k, k + 1)
-    tp = conf[:, np.arange(k), np.arange(k)].astype(float)
-    support = conf.sum(axis=2).astype(float)
-    predicted = conf[:, :, :k].sum(axis=1).astype(float)
-    denom = support + predicted  # = 2tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    total = support.sum(axis=1)
-    return (f1 * support).sum(axis=1) / np.where(total > 0, total, 1)
+    tp = conf[:, np.arange(k), np.arange(k)]
+    return f1_from_counts(tp, conf.sum(axis=2), conf[:, :, :k].sum(axis=1))[0]
 
 
 def bootstrap_weighted_f1(
     y_true: np.ndarray, y_pred: np.ndarray, k: int, n_boot: int = N_BOOTSTRAP, seed: int = 0
 ) -> np.ndarray:
     """Weighted F1 (percent) of `n_boot` resamples with replacement."""
-    rng = np.random.default_rng(seed)
-    n = y_true.shape[0]
-    idx = rng.integers(0, n, size=(n_boot, n))
+    idx = draw_indices(y_true.shape[0], n_boot, seed)
     return weighted_f1_rows(y_true[idx], y_pred[idx], k) * 100.0
 
 
@@ -87,11 +99,6 @@ def _ci(replicates: np.ndarray) -> tuple[float, float] | None:
     tail = (1 - CI_LEVEL) / 2 * 100
     lo, hi = np.percentile(replicates, [tail, 100 - tail])
     return (round(float(lo), 2), round(float(hi), 2))
-
-
-def set_seed(set_name: str, seed: int) -> int:
-    """A per-set seed that does not depend on which other sets are scored."""
-    return (seed * 1_000_003 + zlib.crc32(set_name.encode())) % 2**32
 
 
 def score_set(
@@ -108,7 +115,7 @@ def score_set(
         raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
     if not gold:
         raise ValueError("no samples to score")
-    y_true, y_pred, classes = _encode(gold, pred)
+    y_true, y_pred, classes = encode(gold, pred)
     labels = list(range(len(classes)))
     kw = dict(labels=labels, zero_division=0)
     replicates = (

@@ -7,7 +7,8 @@
 worker all call it, so all three write one schema:
 
     {"sets": {"DR": {"weighted_f1", "weighted_f1_ci", "accuracy", "macro_f1",
-                     "unparseable", "n", "labeler", ...quality means}, ...},
+                     "unparseable", "n", "labeler", "per_class", "confusion",
+                     ...quality means}, ...},
      "mean": {...same metrics, "sets": count},
      "provenance": {...},
      "notice": NON_CLINICAL_NOTICE}
@@ -15,7 +16,8 @@ worker all call it, so all three write one schema:
 A set a classifier labeler read also has "labels_by_rules" and "labels_by_classifier" (how
 many labels the rules' explicit answers decided, how many the classifier read), and with
 consistency "consistency_by_rules" and "consistency_by_classifier" (the same, for its
-reading of the explanations).
+reading of the explanations).  "per_class" and "confusion" say where the model errs
+(`scoring.confusion`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ from imhi_bench.benchmark.sets import (
     get_set,
 )
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.scoring.confusion import error_profile
 from imhi_bench.scoring.labeler.explicit import CLASSIFIER, RULES, read_labels
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.reader import extract_label
-from imhi_bench.scoring.metrics import mean_over_sets, score_set, set_seed
+from imhi_bench.scoring.metrics import mean_over_sets, score_set
 from imhi_bench.scoring.protocol import protocol_json, run_protocol
 from imhi_bench.scoring.provenance import base_provenance
 from imhi_bench.scoring.quality.table import METRICS
+from imhi_bench.scoring.resample import set_seed
 
 LABEL_BY = "label_by"  # per-sample: who decided the label when a classifier labeler ran
 
@@ -120,6 +124,9 @@ def score_samples(
     sets = {}
     for name, m in per_set.items():
         sets[name] = m.to_json()
+        rows = samples[name]
+        sets[name].update(error_profile(name, [s.gold_label for s in rows],
+                                        [s.label for s in rows]))
         covered = labeler is not None and name in labeler.sets
         sets[name]["labeler"] = labeler.name if covered else RULES
         if covered:

@@ -87,3 +87,40 @@ def protocol_line(protocol: dict) -> str:
     return (f"Protocol {protocol['id']} ({protocol.get('name', '?')}): labels read by "
             f"{protocol.get('label_reader')}; {protocol.get('metrics')}.\n"
             "Numbers compare only under the same protocol (`imhi-bench protocol show`).\n\n")
+
+
+_COMPARED = (("weighted_f1", "weighted F1"), ("accuracy", "accuracy"), ("macro_f1", "macro F1"))
+
+
+def _p(p: float | None) -> str:
+    return "" if p is None else f"{p:.4f}"
+
+
+def comparison_table(result: dict) -> str:
+    """A paired comparison (`scoring.compare.compare_runs`) as one table per metric, B - A
+    in percentage points, then what was compared and the notice."""
+    blocks = []
+    mean = result["mean"]
+    for key, title in _COMPARED:
+        rows = [[name, m["n"], _fmt(m[key]["a"]), _fmt(m[key]["b"]), f"{m[key]['diff']:+.2f}",
+                 _ci(m[key]["ci"]), _p(m[key]["p_bootstrap"]), _p(m[key]["p_permutation"])]
+                for name, m in result["sets"].items()]
+        if len(result["sets"]) > 1:
+            rows.append([f"mean ({len(mean['sets'])} sets)", "", _fmt(mean[key]["a"]),
+                         _fmt(mean[key]["b"]), f"{mean[key]['diff']:+.2f}",
+                         _ci(mean[key]["ci"]), _p(mean[key]["p_bootstrap"]),
+                         _p(mean[key]["p_permutation"])])
+        blocks.append(f"{title} (percent; B - A on the shared samples)\n" + table(
+            ["set", "n", "A", "B", "B - A", "95% CI", "p bootstrap", "p permutation"], rows))
+    notes = [f"Paired: both runs resampled with the same indices ({result['bootstrap']} "
+             f"bootstrap draws, seed {result['seed']}); permutation test: "
+             f"{result['permutations']} shuffles of the two runs' predictions per sample."]
+    partial = [f"{name} ({m['only_a']} only in A, {m['only_b']} only in B)"
+               for name, m in result["sets"].items() if m["only_a"] or m["only_b"]]
+    if partial:
+        notes.append("Samples only one run scored are left out: " + ", ".join(partial) + ".")
+    for side in ("a", "b"):
+        if result[f"only_in_{side}"]:
+            notes.append(f"Sets only {side.upper()} scored (not compared): "
+                         + ", ".join(result[f"only_in_{side}"]) + ".")
+    return "\n\n".join(blocks) + "\n\n" + "\n".join(notes) + "\n\n" + NON_CLINICAL_NOTICE

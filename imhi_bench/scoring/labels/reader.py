@@ -98,11 +98,7 @@ _PREFIX = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]*]*\s+|\n+")
 _WS = re.compile(r"\s+")
 _YES_NO = re.compile(r"^(yes|no)\b", re.IGNORECASE)
-# The version of these rules (this module, `cues`, `choices`, `negation`, `schema`): a run's
-# protocol records it, since the same text can read differently under other rules.
-# 1: issues 1-16; 2: issue 23 (option lists anywhere, category statements, relatives, the
-# classifier reads text without option lists).
-RULES_VERSION = 2
+from imhi_bench.scoring.labels.version import RULES_VERSION  # noqa: E402,F401 (re-exported)
 
 # the reason a sentence reader gives when a rule within the sentence decided
 RELATIVE = "relative"
