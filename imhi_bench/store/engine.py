@@ -285,6 +285,8 @@ def _check_writable(engine: Engine, url: str) -> None:
             finally:
                 tx.rollback()
     except OperationalError as e:
+        if "locked" in _one_line(e).lower():  # another writer holds it now: busy, writable
+            return
         raise ImhiError(f"the results store {display_url(url)} cannot be written "
                         f"({_one_line(e)}): point --db / ${DB_URL_ENV} at a writable store, "
                         "or pass --no-db") from None
