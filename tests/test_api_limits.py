@@ -188,3 +188,41 @@ def test_one_masking_for_store_urls_and_api_urls():
     ]:
         assert mask_url(url) == masked and display_url(url) == masked
     assert mask_text("bad key sk-1 at http://a:b@h/v1", ["sk-1"]) == "bad key *** at http://a:***@h/v1"
+
+
+def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
+    """The generation cache and the run folder on a disk that fills up: one line naming the
+    file and the fix, what was stored before kept, no half-written run folder."""
+    import errno
+
+    from imhi_bench.core.errors import ImhiError
+    from imhi_bench.models.generation_cache import GenerationCache
+    from imhi_bench.runs import folder
+
+    cache = GenerationCache(tmp_path / "cache" / "generations.sqlite", {"model": "m"})
+    cache.put("k0", "kept")
+    pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
+    cache._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite's own "disk is full"
+    with pytest.raises(ImhiError) as e:
+        cache.put("k1", "x" * 100_000)
+    assert str(e.value) == (
+        f"cannot write to the generation cache {cache.path} (database or disk is full): free "
+        "space there, or pass --cache-dir on another disk (the 1 generations stored so far "
+        "are kept)")
+    assert cache.get_many(["k0", "k1"]) == {"k0": "kept"}
+    cache.close()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    dest = tmp_path / "runs" / "r"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(folder, "atomic_write_json", full)
+    try:
+        with pytest.raises(ImhiError) as e:
+            folder.write_run_folder(dest, lm_eval_results={}, records={}, report={})
+    finally:
+        mp.undo()
+    assert str(e.value).startswith(f"cannot write the run folder {dest} (No space left on "
+                                   "device): free space there, or pass --output")
+    assert list((tmp_path / "runs").iterdir()) == []

@@ -160,7 +160,7 @@ def test_confirm_guard_resume_and_one_line_errors(server, tmp_path, db, capsys):
         rc = main(chatgpt(failing, tmp_path / "e", "tasks=imhi_dr,imhi_sad", "limit=2",
                                  db=db))
     err = capsys.readouterr().err
-    assert rc == 2 and "answered HTTP 500 after retries" in err.strip().splitlines()[-1]
+    assert rc == 2 and "answered HTTP 500 after 4 tries" in err.strip().splitlines()[-1]
     assert not (tmp_path / "e").exists() and len(runs_in(db)) == 1
 
 

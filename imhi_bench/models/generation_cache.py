@@ -106,11 +106,16 @@ class GenerationCache:
         return found
 
     def put(self, key: str, generation: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO generations (key, model, generation, created) "
-            "VALUES (?, ?, ?, ?)",
-            (key, self.model_key, generation, time.time()),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO generations (key, model, generation, created) "
+                "VALUES (?, ?, ?, ?)",
+                (key, self.model_key, generation, time.time()),
+            )
+        except sqlite3.Error as e:  # "database or disk is full", a read-only file
+            raise ImhiError(f"cannot write to the generation cache {self.path} ({e}): free "
+                            "space there, or pass --cache-dir on another disk (the "
+                            f"{self.stored} generations stored so far are kept)") from None
         self.stored += 1
         self.written.add(key)
 

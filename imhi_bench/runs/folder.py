@@ -177,6 +177,11 @@ def write_run_folder(dest: Path, *, lm_eval_results: dict | None, records: dict[
         make_shared(staging)
         check_output(dest)  # again: a run may have been recorded there meanwhile
         swap_in(staging, dest)
+    except OSError as e:  # a full disk, a quota: one line, and no half-written folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ImhiError(f"cannot write the run folder {dest} ({e.strerror or first_line(e)}): "
+                        "free space there, or pass --output on another disk; nothing was "
+                        "recorded, and cached generations are reused by a re-run") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
