@@ -273,6 +273,11 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     results["date"] = time.time()
     run = _finish(results, selection, opts, name, run_dir, data_dir, apply_chat, doc_counts,
                   fewshot=fewshot, fewshot_notes=fewshot_notes)
+    data_state = run.report["provenance"]["protocol"]["data"]
+    if data_state.startswith("modified"):
+        log(f"The data files of {data_state.removeprefix('modified: ')} differ from the "
+            "release: this run is a protocol of its own and is never ranked with runs on the "
+            "released files (`imhi-bench data check` says which file differs).")
     n_requests = sum(len(v) for v in run.samples.values())
     run.reused = cache.hits if cache else 0
     run.generated = n_requests - run.reused
