@@ -227,6 +227,8 @@ def test_llama2_zeroshot_and_the_leaderboard(server, tmp_path, db, url_env, caps
     at = AppTest.from_file(str(ROOT / "leaderboard" / "app.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     at.sidebar.checkbox(key="partial").check().run()  # limit=N runs are partial: not ranked
+    # each baseline beside the paper's row: every protocol (the paper's rows have their own)
+    at.sidebar.selectbox(key="protocol").set_value("all").run()
     for name, setting in (("ChatGPT", "few-shot"), ("LLaMA2-13B", "zero-shot"),
                           ("MentalRoBERTa", "fine-tuned")):
         at.text_input(key="search").set_value(name).run()

@@ -80,9 +80,17 @@ def protocol_name(p: Protocol) -> str:
         return REPORTED_NAME
     diff = differences(default_protocol(p.prompt_format), p)
     fmt = "" if p.prompt_format == "instruction" else f" ({p.prompt_format})"
+    if p.decoding == UNKNOWN:  # generations made elsewhere (IMHI.py CSVs, lm_eval samples)
+        rest = [short_change(k, v) for k, _, v in diff if k not in _PROMPT_FIELDS]
+        return "prompts unknown" + fmt + "".join(" + " + r for r in rest)
     if not diff:
         return "default" + fmt
     return "default" + fmt + " + " + ", ".join(short_change(k, v) for k, _, v in diff)
+
+
+# What only the run that generated knows: unknown when generations are scored from elsewhere.
+_PROMPT_FIELDS = ("chat_template", "system_prompt", "num_fewshot", "fewshot_seed",
+                  "fewshot_sampler", "decoding", "max_new_tokens", "stop", "task_version")
 
 
 def protocol_json(p: Protocol) -> dict:
