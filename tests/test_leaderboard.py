@@ -265,6 +265,12 @@ def frame_with(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
+def paper_frame(at):
+    """The table of the paper's reported rows, beside the ranking."""
+    return next(d.value for d in at.dataframe
+                if list(d.value.columns[:3]) == ["model", "setting", "protocol"])
+
+
 def assert_common(at) -> None:
     assert not at.exception, at.exception
     assert NON_CLINICAL_NOTICE in [w.value for w in at.warning]
@@ -278,8 +284,8 @@ def test_main_page_ranks_the_default_protocol_and_shows_the_paper_beside_it(seed
     ranked = at.dataframe[0].value
     # the default protocol (instruction prompts): X and tiny-base, not the completion run
     assert set(ranked["model"]) == {"X", "tiny-base"}
-    assert "protocol" not in ranked.columns  # one protocol: no badge needed
-    paper = frame_with(at, "protocol")
+    assert set(ranked["protocol"]) == {"default"}  # every number says how it was made
+    paper = paper_frame(at)
     assert "MentaLLaMA-chat-13B" in set(paper["model"])
     assert set(paper["protocol"]) == {"as reported; MentalBERT labels; prompts as IMHI.py"}
     assert any("references, not ranked" in h.value for h in at.subheader)
@@ -462,7 +468,7 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     record_run(url, model={"name": "my-run"}, run={"backend": "score"}, results=results)
     at = app()
     assert_common(at)
-    paper = frame_with(at, "protocol").set_index("model")  # beside the ranking
+    paper = paper_frame(at).set_index("model")  # beside the ranking
     assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
     table = at.dataframe[0].value.set_index(["model", "source"])
     assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
@@ -488,7 +494,7 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     assert main(["score", "--predictions", str(preds), "--name", "Y", "--no-db"]) == 0
     at = app()
     assert_common(at)
-    paper = frame_with(at, "protocol").set_index("model")
+    paper = paper_frame(at).set_index("model")
     assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
     # 50 of each file's rows: a partial run, recorded as such and not ranked by default;
     # IMHI.py's CSVs do not say how their prompts were made: a protocol of its own
@@ -775,7 +781,7 @@ def test_store_without_the_paper_rows_says_db_init_loads_them(url):
     at = app()
     assert_common(at)
     assert NOT_LOADED not in [i.value for i in at.info]
-    assert "MentaLLaMA-chat-13B" in set(frame_with(at, "protocol")["model"])
+    assert "MentaLLaMA-chat-13B" in set(paper_frame(at)["model"])
 
 
 def test_leaderboard_command_arguments(url, monkeypatch, capsys):

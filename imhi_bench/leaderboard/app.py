@@ -257,6 +257,14 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
         st.text(f"Reported by the paper, not reproduced here: {run['reference']}")
     st.text("Coverage: " + data.coverage_badge(run["complete"], run["coverage"])
             + ("" if run["complete"] else " (not ranked on the leaderboard)"))
+    protocol = details["protocol"]
+    st.text(f"Protocol: {protocol.get('name', 'unknown')} ({protocol.get('id', '–')}): "
+            "ranked only beside runs of the same protocol")
+    with st.expander("How these numbers were made (the protocol's fields)"):
+        st.dataframe(pd.DataFrame({"field": [k for k in protocol if k not in ("id", "name")],
+                                   "value": [_as_text(v) for k, v in protocol.items()
+                                             if k not in ("id", "name")]}),
+                     hide_index=True, key="protocol_fields", placeholder=MISSING)
     facts = {**{k: v for k, v in model.items() if k != "name"},
              "size": data.size_label(model["params"]), **run}
     facts = {k: _as_text(v) for k, v in facts.items() if _as_text(v)}

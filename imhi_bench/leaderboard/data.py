@@ -66,7 +66,7 @@ INFO_COLUMNS: tuple[str, ...] = (
     "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
-                                   "backend", "run_id", "protocol")
+                                   "backend", "run_id")
 TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type",
                                  "training data", "format", "setting", "protocol", "date",
                                  "path", "revision", "base model", "precision", "license",

@@ -91,6 +91,7 @@ def run_details(engine: Engine, run_id: int) -> dict | None:
             "id", "source", "reference", "backend", "tasks", "format", "setting", "status",
             "complete", "coverage", "started_at", "finished_at", "recorded_at")},
         "provenance": run.provenance or {},
+        "protocol": run.protocol if isinstance(run.protocol, dict) else {},
         "generation_config": run.generation_config or {},
         "mean": run.mean or {},
     }
