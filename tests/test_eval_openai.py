@@ -75,12 +75,13 @@ def test_openai_chat_with_retries_concurrency_and_key_hygiene(server_factory, tm
     assert prov["generation"]["chat_template"] is True and prov["versions"]["openai"]
     assert stdout.rstrip().endswith(NON_CLINICAL_NOTICE)
 
-    # the same command again: everything comes from the cache, nothing reaches the server
+    # the same command again (into a folder of its own: the first run's is recorded, and
+    # never replaced): everything comes from the cache, nothing reaches the server
     before = len(srv.requests)
     rc = main(["eval", "--model", "served-model", "--backend", "openai-chat",
                "--base-url", srv.url, "--api-key-env", "IMHI_TEST_KEY",
                "--tasks", "imhi_dr,imhi_sad", "--limit", "6", "--max-new-tokens", "16",
-               "--system-prompt", "Be brief.", "--seed", "3", "--output", str(out)])
+               "--system-prompt", "Be brief.", "--seed", "3", "--output", str(out) + "2"])
     stdout, _ = capsys.readouterr()
     assert rc == 0 and len(srv.requests) == before
     assert "0 generated, 12 reused" in stdout

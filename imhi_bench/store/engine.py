@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from imhi_bench.core.errors import ImhiError, first_line
@@ -284,7 +284,7 @@ def _check_writable(engine: Engine, url: str) -> None:
                 conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
             finally:
                 tx.rollback()
-    except OperationalError as e:
+    except DBAPIError as e:  # sqlite: OperationalError; a read-only server role: others
         if "locked" in _one_line(e).lower():  # another writer holds it now: busy, writable
             return
         raise ImhiError(f"the results store {display_url(url)} cannot be written "

@@ -49,11 +49,12 @@ def merge_adapter(adapter: str, out: str, *, base: str | None = None,
     from imhi_bench.models.options import adapter_config, check_adapter, local_model_dir
 
     folder = check_adapter(adapter)
-    option = "--base" if base else "the adapter's base_model_name_or_path"
+    # the base as the message should name it: --base, or the adapter config's key
+    option = "--base" if base else "base_model_name_or_path="
     base = base or (adapter_config(folder) or {}).get("base_model_name_or_path")
     if not base:
         raise ImhiError(f"{adapter}'s adapter_config.json names no base model: pass --base")
-    base_dir = local_model_dir(base, "--base")
+    base_dir = local_model_dir(base, option)
     if base_dir is not None:
         check_safetensors(base_dir, option)
     dest = Path(out).expanduser().resolve()

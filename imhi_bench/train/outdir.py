@@ -122,15 +122,24 @@ def output_lock(path: Path) -> Iterator[None]:
                 break
 
 
+def folder_state(path: Path) -> str:
+    """"absent", "empty" or "run": what `path` held when the run started.  Taken once, at
+    the start, so that every process of a multi-GPU launch decides alike (rank 0 writes
+    into the folder while the others are still checking)."""
+    if not path.is_dir():
+        return "absent"
+    return "run" if any(path.iterdir()) else "empty"
+
+
 @contextmanager
-def training_folder(path: Path, *, overwrite: bool, has_checkpoint) -> Iterator[Path]:
+def training_folder(path: Path, state: str, *, overwrite: bool,
+                    has_checkpoint) -> Iterator[Path]:
     """The folder a run writes into (see the module docstring), made good on success and
     undone on failure: an `--overwrite` run's sibling is swapped in, or removed; a folder
-    that was absent or empty and got no checkpoint is left as it was found; a resumed run's
-    folder keeps what it had.  `has_checkpoint(folder)`: could a run resume from it?"""
-    existed = path.is_dir()
-    fresh = not existed or not any(path.iterdir())
-    replacing = overwrite and not fresh
+    that was absent or empty (`state`, from `folder_state`) and got no checkpoint is left
+    as it was found; a resumed run's folder keeps what it had.  `has_checkpoint(folder)`:
+    could a run resume from it?"""
+    replacing = overwrite and state == "run"
     work = path.with_name(f".{path.name}.overwrite") if replacing else path
     main = is_main_process()
     if main:
@@ -142,8 +151,8 @@ def training_folder(path: Path, *, overwrite: bool, has_checkpoint) -> Iterator[
     except BaseException:
         if main and replacing:
             shutil.rmtree(work, ignore_errors=True)
-        elif main and fresh and not has_checkpoint(work):
-            _empty(work, remove=not existed)
+        elif main and state != "run" and not has_checkpoint(work):
+            _empty(work, remove=state == "absent")
         raise
     if main and replacing:
         swap_in(work, path)

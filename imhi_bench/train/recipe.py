@@ -44,7 +44,8 @@ class Recipe:
     """`instruction` (query -> gpt-3.5-turbo response; the MentaLLaMA models) or
     `completion` (post + question -> response; MentalBART and MentalT5)."""
     architecture: str = "auto"
-    """`causal`, `seq2seq` (BART/T5), or `auto` (from the model's config)."""
+    """`causal`, `seq2seq` (BART/T5), or `auto` (from the model's config; one that is not
+    the model's is refused)."""
     finetuning: str = "full"
     """`full`, `lora` or `qlora` (4-bit base through bitsandbytes, CUDA only)."""
     lora_r: int = 16
@@ -115,7 +116,8 @@ class Recipe:
     logging_steps: int = 10
     """Loss and learning rate logged every N steps (terminal and TensorBoard)."""
     report_to: tuple[str, ...] = ("tensorboard",)
-    """Where logs go besides the terminal: tensorboard (in output_dir/runs), none, ..."""
+    """Where logs go besides the terminal: tensorboard (in output_dir/runs), none, or any
+    logger transformers knows that is installed (checked before anything loads)."""
     trust_remote_code: bool = False
     """Allow the model's own code from the hub."""
     data_dir: str | None = None

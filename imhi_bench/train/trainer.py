@@ -34,6 +34,8 @@ from imhi_bench.train.outdir import (
     RECIPE_FILE,
     check_output_dir,
     check_resume,
+    folder_state,
+    is_main_process,
     output_lock,
     training_folder,
 )
@@ -198,6 +200,7 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
 
     out = Path(recipe.output_dir).expanduser().resolve()
     check_output_dir(out, resume=resume, overwrite=overwrite)
+    state = folder_state(out)
     device = train_device()
     check_recipe(recipe, device)
     seq2seq = is_seq2seq(recipe)
@@ -230,9 +233,10 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
     log(f"posts shortened to fit max_length {recipe.max_length}: {train_enc.truncated}; rows "
         f"dropped (response alone too long): {train_enc.dropped}")
     with output_lock(out):
-        # under the lock: what another run may have done since the first look
-        check_output_dir(out, resume=resume, overwrite=overwrite)
-        with training_folder(out, overwrite=overwrite,
+        if is_main_process() and folder_state(out) != state:  # another run came between
+            check_output_dir(out, resume=resume, overwrite=overwrite)
+            state = folder_state(out)
+        with training_folder(out, state, overwrite=overwrite,
                              has_checkpoint=lambda d: last_checkpoint(d) is not None) as work:
             return _train(recipe, data, tokenizer, style, train_enc, val_enc, out=out,
                           work=work, resume=resume, seq2seq=seq2seq, precision=precision,
