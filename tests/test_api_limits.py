@@ -207,8 +207,8 @@ def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
         cache.put("k1", "x" * 100_000)
     assert str(e.value) == (
         f"cannot write to the generation cache {cache.path} (database or disk is full): free "
-        "space there, or pass --cache-dir on another disk (the 1 generations stored so far "
-        "are kept)")
+        "space there, or pass --cache-dir on another disk (what it holds is kept: 1 generated "
+        "in this run)")
     assert cache.get_many(["k0", "k1"]) == {"k0": "kept"}
     cache.close()
 

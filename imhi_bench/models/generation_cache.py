@@ -103,8 +103,8 @@ class GenerationCache:
             )
         except sqlite3.Error as e:  # "database or disk is full", a read-only file
             raise ImhiError(f"cannot write to the generation cache {self.path} ({e}): free "
-                            "space there, or pass --cache-dir on another disk (the "
-                            f"{self.stored} generations stored so far are kept)") from None
+                            "space there, or pass --cache-dir on another disk (what it holds "
+                            f"is kept: {self.stored} generated in this run)") from None
         self.stored += 1
         self.written.add(key)
 
