@@ -226,3 +226,18 @@ def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
     assert str(e.value).startswith(f"cannot write the run folder {dest} (No space left on "
                                    "device): free space there, or pass --output")
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_cache_info_masks_a_password_an_older_cache_holds(tmp_path, capsys):
+    from imhi_bench.models.generation_cache import GenerationCache
+
+    old = {"backend": "openai-chat", "model": "m",
+           "base_url": f"http://user:{PASSWORD}@127.0.0.1:9/v1"}  # as written before the fix
+    cache = GenerationCache(tmp_path / "c" / "generations.sqlite", old)
+    cache.put("k", "text")
+    cache.close()
+    assert main(["cache", "info", "--json", "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert PASSWORD not in out
+    assert json.loads(out)["models"][0]["identity"]["base_url"] == \
+        "http://user:***@127.0.0.1:9/v1"

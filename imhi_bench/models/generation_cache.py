@@ -149,9 +149,15 @@ def summary(cache_dir: str | os.PathLike) -> dict:
         ).fetchall()
     db.close()
     out["bytes"] = _size(path)
+    from imhi_bench.core.urls import mask_url
+
     for key, identity, count, newest in rows:
-        out["models"].append({"key": key, "identity": json.loads(identity) if identity else None,
-                              "generations": count, "newest": newest})
+        ident = json.loads(identity) if identity else None
+        if isinstance(ident, dict) and ident.get("base_url"):
+            # a cache written before base URLs were masked may hold a password
+            ident["base_url"] = mask_url(ident["base_url"])
+        out["models"].append({"key": key, "identity": ident, "generations": count,
+                              "newest": newest})
         out["generations"] += count
     return out
 
