@@ -241,3 +241,20 @@ def test_cache_info_masks_a_password_an_older_cache_holds(tmp_path, capsys):
     assert PASSWORD not in out
     assert json.loads(out)["models"][0]["identity"]["base_url"] == \
         "http://user:***@127.0.0.1:9/v1"
+
+
+def test_api_baselines_take_the_same_limits(tmp_path):
+    from imhi_bench.baselines.generative import eval_options
+    from imhi_bench.baselines.spec import load_spec
+    from imhi_bench.core.errors import ImhiError
+
+    spec_file = ROOT / "baselines" / "chatgpt-zeroshot.yaml"
+    spec = load_spec(spec_file, ["request_timeout=5", "max_retries=0"])
+    model = eval_options(spec, output=tmp_path / "r").model
+    assert (model.timeout, model.max_retries) == (5.0, 0)
+    default = eval_options(load_spec(spec_file), output=tmp_path / "r").model
+    assert (default.timeout, default.max_retries) == (120.0, 3)
+    with pytest.raises(ImhiError, match=r"^spec key request_timeout 0\.0: give the seconds"):
+        load_spec(spec_file, ["request_timeout=0"])
+    with pytest.raises(ImhiError, match=r"^spec key max_retries 99: give how often"):
+        load_spec(spec_file, ["max_retries=99"])
