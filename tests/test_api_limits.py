@@ -187,7 +187,8 @@ def test_one_masking_for_store_urls_and_api_urls():
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
     ]:
         assert mask_url(url) == masked and display_url(url) == masked
-    assert mask_text("bad key sk-1 at http://a:b@h/v1", ["sk-1"]) == "bad key *** at http://a:***@h/v1"
+    assert mask_text("bad key sk-123 at http://a:b@h/v1 (see x).", ["sk-123"]) == \
+        "bad key *** at http://a:***@h/v1 (see x)."
 
 
 def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
