@@ -189,7 +189,8 @@ def test_one_masking_for_store_urls_and_api_urls():
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
     ]:
         assert mask_url(url) == masked and display_url(url) == masked
-    assert mask_text("bad key sk-1 at http://a:b@h/v1", ["sk-1"]) == "bad key *** at http://a:***@h/v1"
+    assert mask_text("bad key sk-123 at http://a:b@h/v1 (see x).", ["sk-123"]) == \
+        "bad key *** at http://a:***@h/v1 (see x)."
 
 
 def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
@@ -209,8 +210,8 @@ def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
         cache.put("k1", "x" * 100_000)
     assert str(e.value) == (
         f"cannot write to the generation cache {cache.path} (database or disk is full): free "
-        "space there, or pass --cache-dir on another disk (the 1 generations stored so far "
-        "are kept)")
+        "space there, or pass --cache-dir on another disk (what it holds is kept: 1 generated "
+        "in this run)")
     assert cache.get_many(["k0", "k1"]) == {"k0": "kept"}
     cache.close()
 
@@ -228,3 +229,35 @@ def test_a_full_disk_is_one_line_keeping_what_was_cached(tmp_path):
     assert str(e.value).startswith(f"cannot write the run folder {dest} (No space left on "
                                    "device): free space there, or pass --output")
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_cache_info_masks_a_password_an_older_cache_holds(tmp_path, capsys):
+    from imhi_bench.models.generation_cache import GenerationCache
+
+    old = {"backend": "openai-chat", "model": "m",
+           "base_url": f"http://user:{PASSWORD}@127.0.0.1:9/v1"}  # as written before the fix
+    cache = GenerationCache(tmp_path / "c" / "generations.sqlite", old)
+    cache.put("k", "text")
+    cache.close()
+    assert main(["cache", "info", "--json", "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert PASSWORD not in out
+    assert json.loads(out)["models"][0]["identity"]["base_url"] == \
+        "http://user:***@127.0.0.1:9/v1"
+
+
+def test_api_baselines_take_the_same_limits(tmp_path):
+    from imhi_bench.baselines.generative import eval_options
+    from imhi_bench.baselines.spec import load_spec
+    from imhi_bench.core.errors import ImhiError
+
+    spec_file = ROOT / "baselines" / "chatgpt-zeroshot.yaml"
+    spec = load_spec(spec_file, ["request_timeout=5", "max_retries=0"])
+    model = eval_options(spec, output=tmp_path / "r").model
+    assert (model.timeout, model.max_retries) == (5.0, 0)
+    default = eval_options(load_spec(spec_file), output=tmp_path / "r").model
+    assert (default.timeout, default.max_retries) == (120.0, 3)
+    with pytest.raises(ImhiError, match=r"^spec key request_timeout 0\.0: give the seconds"):
+        load_spec(spec_file, ["request_timeout=0"])
+    with pytest.raises(ImhiError, match=r"^spec key max_retries 99: give how often"):
+        load_spec(spec_file, ["max_retries=99"])

@@ -204,6 +204,8 @@ def fetch(
     results = []
     unreachable = ""
     ends = time.monotonic() + deadline
+    past_deadline = (f"data fetch ran past --deadline {deadline:g} s (stopped there): run it "
+                     "again for the rest (verified files are kept), or raise --deadline")
     for rel, meta in tqdm(items, desc="fetch IMHI", unit="file", disable=not progress):
         target = root / rel
         if target.is_file() and _verified(target, meta):
@@ -211,9 +213,7 @@ def fetch(
             continue
         left = ends - time.monotonic()
         if not unreachable and left <= 0:
-            unreachable = (f"data fetch ran past --deadline {deadline:g} s (stopped there): "
-                           "run it again for the rest (verified files are kept), or raise "
-                           "--deadline")
+            unreachable = past_deadline
         if unreachable:
             results.append(FetchResult(rel, "failed", unreachable))
             continue
@@ -236,10 +236,7 @@ def fetch(
                 results.append(FetchResult(rel, "failed", unreachable))
             continue
         if data is None:  # too slow: every other file would crawl the same way
-            unreachable = (
-                f"data fetch ran past --deadline {deadline:g} s (stopped there): run it "
-                "again for the rest (verified files are kept), or raise --deadline"
-                if time.monotonic() >= ends else
+            unreachable = past_deadline if time.monotonic() >= ends else (
                 f"{host} sends too slowly: a file did not arrive within --timeout "
                 f"{timeout:g} s plus 1 s per {MIN_RATE // 1024} KiB of it (stopped there): "
                 "retry on a faster connection, or raise --timeout")

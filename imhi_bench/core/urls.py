@@ -44,7 +44,7 @@ def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` (an error message, say) with every URL in it masked and every one of
     `secrets` (an API key the server echoed back) replaced by ***."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= 6:  # a 1-letter "key" would garble the whole message
             text = text.replace(secret, MASK)
     return _URL.sub(_masked_in_text, text)
 

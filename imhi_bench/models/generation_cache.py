@@ -114,8 +114,8 @@ class GenerationCache:
             )
         except sqlite3.Error as e:  # "database or disk is full", a read-only file
             raise ImhiError(f"cannot write to the generation cache {self.path} ({e}): free "
-                            "space there, or pass --cache-dir on another disk (the "
-                            f"{self.stored} generations stored so far are kept)") from None
+                            "space there, or pass --cache-dir on another disk (what it holds "
+                            f"is kept: {self.stored} generated in this run)") from None
         self.stored += 1
         self.written.add(key)
 
@@ -160,9 +160,15 @@ def summary(cache_dir: str | os.PathLike) -> dict:
         ).fetchall()
     db.close()
     out["bytes"] = _size(path)
+    from imhi_bench.core.urls import mask_url
+
     for key, identity, count, newest in rows:
-        out["models"].append({"key": key, "identity": json.loads(identity) if identity else None,
-                              "generations": count, "newest": newest})
+        ident = json.loads(identity) if identity else None
+        if isinstance(ident, dict) and ident.get("base_url"):
+            # a cache written before base URLs were masked may hold a password
+            ident["base_url"] = mask_url(ident["base_url"])
+        out["models"].append({"key": key, "identity": ident, "generations": count,
+                              "newest": newest})
         out["generations"] += count
     return out
 
