@@ -66,23 +66,28 @@ def test_an_unchosen_option_list_does_not_sway_the_labeler(trained):
     """Issue 23 (`labeler agree`): the label-stripped test explanations, also after an option
     list that chooses nothing and never lists the stated class first.  The labeler reads
     them as the plain explanations (the list cut out, `labeler_text`); read whole, as
-    before, the classifier is swayed by the list."""
+    before, the classifier is swayed by the list.  Measured on the dev box (cut vs whole):
+    SAD 92.84% vs 52.92%, DR 91.60% vs 53.09% (all rows; at 64 tokens the list also takes
+    room from the explanation).  DR reads 200 rows here to keep the file's time down."""
     out, _ = trained
     lab = load_labeler(out)
     lab.progress = False
     report = {}
     with torch_threads(1):
-        rows = agreement(lab, ["DR", "SAD"])
-        for name in ("DR", "SAD"):
-            plain = rows[f"{name} label-stripped"]
-            listed = rows[f"{name} label-stripped after an option list"]
-            assert listed == plain
-            texts = after_options(label_stripped(name))
-            model, tokenizer, classes, limit = lab._load(name)
-            whole = [classes[i] for i in predict_ids(model, tokenizer, texts.texts,
-                                                     max_length=limit)]
-            swayed = 100.0 * sum(w == s for w, s in zip(whole, texts.stated)) / len(whole)
-            report[name] = (plain["classifier"], round(swayed, 2))
+        rows = agreement(lab, ["SAD"])
+        assert rows["SAD label-stripped after an option list"] == rows["SAD label-stripped"]
+        for name, limit in (("SAD", None), ("DR", 200)):
+            plain = label_stripped(name)
+            listed = after_options(plain)
+            cut = lab.predict(name, listed.texts[:limit])
+            assert cut == lab.predict(name, plain.texts[:limit])
+            model, tokenizer, classes, length = lab._load(name)
+            whole = [classes[i] for i in predict_ids(model, tokenizer, listed.texts[:limit],
+                                                     max_length=length)]
+            report[name] = tuple(
+                round(100.0 * sum(p == s for p, s in zip(pred, listed.stated)) / len(pred), 2)
+                for pred in (cut, whole))
     print("classifier on explanations after an unchosen option list, cut vs whole:", report)
+    assert report["SAD"][0] == rows["SAD label-stripped"]["classifier"]
     # the list, read whole, costs the classifier (it leans to the option written first)
-    assert all(swayed < cut - 5 for cut, swayed in report.values())
+    assert all(whole < cut - 5 for cut, whole in report.values())

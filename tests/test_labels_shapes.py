@@ -97,6 +97,9 @@ def test_lists_that_are_not_options_are_read(name, text, expected):
                  "of anxiety given the panic.", "anxiety"),
         ("SAD", "It is most appropriate to label it as other causes, though school is "
                 "mentioned.", "other stress causes"),
+        # in the answer slot too
+        ("SAD", "Answer: the poster mentions money, so it falls under the category of work. "
+                "Reasoning: the boss cut their hours.", "work"),
     ],
 )
 def test_a_statement_of_the_category_decides(name, text, expected):

@@ -34,9 +34,10 @@ LABEL_CUE = re.compile(
     re.IGNORECASE,
 )
 # A statement of the category ("falls under the category of X", "falling under X", "can be
-# categorised as X", "the cause is X"): within its sentence the class it names decides over
-# keywords named before it ("... their relationship with their brother, falling under the
-# category of family issues").
+# categorised as X", "the cause is X", "the appropriate label is X"): within its sentence the
+# class it names decides over keywords named before it ("... their relationship with their
+# brother, falling under the category of family issues"), and a sentence that states the
+# category outranks sentences with weaker label cues ("related to ...").
 CATEGORY = re.compile(
     r"\b(?:falls?|falling|fell)\s+(?:\w+\s+)?(?:under|into|within)\b"
     r"|\bfit(?:s|ting)?\s+(?:\w+\s+)?(?:under|into|within)\s+(?:the\s+)?(?:category|class)"

@@ -379,7 +379,7 @@ def _decide(
     set_name: str, slot: list[str], sentences: list[str], *, degree: bool
 ) -> tuple[str | None, str, str]:
     """The first stage that reads a class decides; the rule is the stage, with the rule
-    within its sentence that decided in brackets ("label statement (category statement)")."""
+    within its sentence that decided in brackets ("answer (category statement)")."""
     stages = (
         ("answer", [part for s in slot for part in _sentences(s) or [s]], {"slot": True}),
         ("category statement", [s for s in sentences if CATEGORY.search(s)],
