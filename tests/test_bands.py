@@ -105,6 +105,9 @@ def test_runs_a_noise_apart_share_a_band():
     same = rank_bands({k: runs[0] for k in "xyz"}, ["DR"])
     assert {b.text for b in same.values()} == {"1–3"}
     assert rank_bands({"only": runs[0]}, ["DR"])["only"].text == "1"
+    other_gold = {s: (list(reversed(g)), p) for s, (g, p) in runs[1].items()}
+    with pytest.raises(ValueError, match="gold labels differ"):
+        rank_bands({"a": runs[0], "b": other_gold}, ["DR"])
 
 
 # --------------------------------------------------------------------------- leaderboard
