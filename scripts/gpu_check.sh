@@ -18,11 +18,12 @@
 # Python: $PYTHON if set; else the first of .venv/bin/python, python3 that already has a
 # CUDA torch, trl, lm-eval and the repo importable; else python3's CUDA torch plus the
 # wheels in build/gpu_check/whl (installed into /tmp with --no-index --no-deps); else a
-# new .venv-gpu with torch from PyPI (Linux wheels are CUDA builds) and `pip install -e
-# .[dev]`.  The lent H200 machines reach no network but ship a CUDA torch in python3, so
-# there the wheels route is the one that works: run `bash scripts/gpu_check.sh prepare`
-# here first (it downloads, for CPython 3.12 manylinux x86-64, the wheels of our
-# dependencies that image lacks or holds in an older version, and copies the DR data,
+# new .venv-gpu with the GPU set (`pip install -c constraints/gpu.txt -e .[dev]`: PyPI's
+# CUDA torch 2.13.0, transformers 5.19.0, ...).  The lent H200 machines reach no network
+# but ship a CUDA torch in python3, so there the wheels route is the one that works: run
+# `bash scripts/gpu_check.sh prepare` here first (it downloads, for CPython 3.12 manylinux
+# x86-64, the GPU set's versions of our dependencies that image lacks or holds in an older
+# version, read from .venv-gpuset, which it builds if missing, and copies the DR data,
 # into build/gpu_check, which .gitignore ignores), then carry it:
 #   run(command="bash scripts/gpu_check.sh", carry=["build/gpu_check"], timeout_s=600)
 # Data: $IMHI_DATA_DIR, else ../shared/imhi, else build/gpu_check/imhi.
@@ -36,10 +37,13 @@ STEPS=30
 
 # ------------------------------------------------------------------ prepare (dev box)
 if [[ "${1:-}" == prepare ]]; then
-  py=${PYTHON:-$ROOT/.venv/bin/python}
+  # the GPU set's library versions (constraints/gpu.txt), as .venv-gpuset holds them
+  [[ -n ${PYTHON:-} || -x $ROOT/.venv-gpuset/bin/python ]] ||
+    bash "$ROOT/scripts/install.sh" --gpu-set-cpu
+  py=${PYTHON:-$ROOT/.venv-gpuset/bin/python}
   data=${IMHI_DATA_DIR:-$ROOT/../shared/imhi}
   rm -rf "$CARRY" && mkdir -p "$CARRY/whl"
-  # Our dependency closure as installed in .venv (core + train extra), less what the
+  # Our dependency closure as installed there (core + train extra), less what the
   # device image ships (its package list in the device notes, 2026-11-17), except those
   # whose version there is older than our pins (transformers 5.17) or unknown and matters.
   "$py" - "$ROOT/pyproject.toml" >"$CARRY/requirements.txt" <<'EOF'
@@ -187,11 +191,11 @@ if [[ -z $PY ]] && compgen -G "$CARRY/whl/*.whl" >/dev/null && cuda_torch python
   say "python: the image's python3 and torch, with $(find "$CARRY/whl" -name '*.whl' | wc -l) carried wheels"
 fi
 if [[ -z $PY ]]; then
-  say "no ready python: installing torch (PyPI's CUDA build) and imhi-bench[dev] into .venv-gpu"
+  say "no ready python: installing the GPU set (constraints/gpu.txt) and imhi-bench[dev] into .venv-gpu"
   install_online() {
     python3 -m venv "$ROOT/.venv-gpu"
-    "$ROOT/.venv-gpu/bin/python" -m pip install -q --retries 1 --timeout 20 "torch==2.13.0"
-    "$ROOT/.venv-gpu/bin/python" -m pip install -q --retries 1 --timeout 20 -e "${ROOT}[dev]"
+    "$ROOT/.venv-gpu/bin/python" -m pip install -q --retries 1 --timeout 20 \
+      -c "$ROOT/constraints/gpu.txt" -e "${ROOT}[dev]"
   }
   step install_pypi install_online
   PY=$ROOT/.venv-gpu/bin/python
@@ -214,6 +218,20 @@ for name in ("transformers", "trl", "peft", "accelerate", "datasets", "lm_eval",
         print(f"{name} {importlib.import_module(name).__version__}")
     except Exception as e:  # noqa: BLE001 -- flash_attn may be absent
         print(f"{name}: not importable ({type(e).__name__})")
+# which versions differ from the GPU set (constraints/gpu.txt): what this run did not test
+import importlib.metadata as md, re
+from packaging.version import Version
+differ = []
+for line in open("constraints/gpu.txt"):
+    m = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line)
+    if m:
+        try:
+            have = md.version(m[1])
+        except md.PackageNotFoundError:
+            have = "absent"
+        if have == "absent" or Version(have).public != Version(m[2]).public:
+            differ.append(f"{m[1]} {have} (set: {m[2]})")
+print("GPU set: " + ("as pinned" if not differ else "differs: " + ", ".join(differ)))
 EOF
 
 # ------------------------------------------------------------------ data and model

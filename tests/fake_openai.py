@@ -1,7 +1,12 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1 for offline tests of the API backends:
 it records every request body (and the Authorization headers), answers chat and completion
 requests with canned text, can refuse the first requests with given status codes, and
-counts requests in flight.  `serving()` starts servers and stops them after the test."""
+counts requests in flight.  `serving()` starts servers and stops them after the test.
+
+A server can also misbehave (`mode`): "hang" accepts every request after the first
+`answer_first` and never answers (until it is shut down); "garbage" answers 200 with a body
+that is not JSON, "html" with a web page, "no_choices" with an empty choices list, and
+"echo" refuses with HTTP 400 echoing the request's key and URL, as some servers do."""
 
 from __future__ import annotations
 
@@ -22,10 +27,14 @@ ANSWERS = {
 class FakeOpenAI(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, failures: list[int]):
+    def __init__(self, failures: list[int], mode: str = "ok", answer_first: int = 0):
         super().__init__(("127.0.0.1", 0), Handler)
         self.failures = list(failures)  # status codes answered before any success
+        self.mode = mode
+        self.answer_first = answer_first  # "hang": requests answered before it hangs
+        self.released = threading.Event()  # set at shutdown: hanging handlers return
         self.requests: list[dict] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         self.auth: set[str] = set()
         self.lock = threading.Lock()
         self.inflight = 0
@@ -42,10 +51,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep test output quiet
         pass
 
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: dict | bytes, kind: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         if status >= 400:
             self.send_header("retry-after-ms", "1")  # the client honours it: fast retries
@@ -58,20 +67,37 @@ class Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.auth.add(self.headers.get("Authorization", ""))
             srv.requests.append({"path": self.path, **body})
+            srv.arrivals.append(time.monotonic())
             fail = srv.failures.pop(0) if srv.failures else None
+            nth = len(srv.requests) - 1  # this request's index
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
         try:
             if fail:
                 self._send(fail, {"error": {"message": "slow down", "type": "rate_limit"}})
                 return
+            if srv.mode == "hang" and nth >= srv.answer_first:
+                srv.released.wait(60)  # the connection stays open, unanswered
+                return
+            if srv.mode == "garbage":
+                self._send(200, b"<<not json at all")
+                return
+            if srv.mode == "html":
+                self._send(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>",
+                           "text/html")
+                return
+            if srv.mode == "echo":
+                msg = (f"Invalid key {self.headers.get('Authorization', '')} for "
+                       f"http://{self.headers.get('Host')}{self.path}?api_key=ECHOED")
+                self._send(400, {"error": {"message": msg, "type": "invalid_request"}})
+                return
             time.sleep(0.05)  # long enough for concurrent requests to overlap
-            if self.path.endswith("/chat/completions"):
+            if "messages" in body:  # chat (a base URL with a query string puts it mid-path)
                 prompt = body["messages"][-1]["content"]
             else:
                 prompt = body["prompt"]
             text = next((a for k, a in ANSWERS.items() if k in prompt), "I cannot tell.")
-            if self.path.endswith("/chat/completions"):
+            if "messages" in body:  # chat (a base URL with a query string puts it mid-path)
                 choice = {"index": 0, "finish_reason": "stop",
                           "message": {"role": "assistant", "content": text}}
                 obj = "chat.completion"
@@ -79,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
                 obj = "text_completion"
             self._send(200, {"id": "x", "object": obj, "created": 0, "model": body["model"],
-                             "choices": [choice],
+                             "choices": [] if srv.mode == "no_choices" else [choice],
                              "usage": {"prompt_tokens": 1, "completion_tokens": 1,
                                        "total_tokens": 2}})
         finally:
@@ -89,12 +115,12 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def serving():
-    """Yields start(failures=()) -> a running FakeOpenAI; every server started is shut down
-    on exit."""
+    """Yields start(failures=(), mode="ok", answer_first=0) -> a running FakeOpenAI; every
+    server started is shut down on exit."""
     servers: list[FakeOpenAI] = []
 
-    def start(failures=()) -> FakeOpenAI:
-        srv = FakeOpenAI(list(failures))
+    def start(failures=(), mode: str = "ok", answer_first: int = 0) -> FakeOpenAI:
+        srv = FakeOpenAI(list(failures), mode, answer_first)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
         return srv
@@ -103,5 +129,6 @@ def serving():
         yield start
     finally:
         for srv in servers:
+            srv.released.set()
             srv.shutdown()
             srv.server_close()

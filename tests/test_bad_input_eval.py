@@ -425,7 +425,7 @@ def test_a_reachable_hub_passes_the_probe(monkeypatch):
 # --------------------------------------------------------------------------------------
 
 def test_folder_names_stay_inside_runs():
-    from imhi_bench.runs.evaluate import folder_name
+    from imhi_bench.runs.folder import folder_name
 
     assert folder_name("../../x") == "_.._x"
     assert folder_name("/etc/passwd") == "_etc_passwd"

@@ -149,16 +149,18 @@ def test_confirm_guard_resume_and_one_line_errors(server, tmp_path, db, capsys):
     assert main([*chatgpt(server, tmp_path / "r", *base, "confirm_tokens=10", db=db),
                  "--yes"]) == 0
     assert len(server.requests) == 2
-    assert main(chatgpt(server, tmp_path / "r", "tasks=imhi_dr,imhi_sad", "limit=3")) == 0
+    # (into a folder of its own: the first run's is recorded, and never replaced)
+    assert main(chatgpt(server, tmp_path / "r2", "tasks=imhi_dr,imhi_sad", "limit=3")) == 0
     assert len(server.requests) == 2 + 4  # only the samples not generated before
     capsys.readouterr()
 
     # an API error after retries: one line, exit 2, nothing recorded
     with serving() as start:
         failing = start(failures=[500] * 100)
-        rc = main(chatgpt(failing, tmp_path / "e", *base, "limit=2", db=db))
+        rc = main(chatgpt(failing, tmp_path / "e", "tasks=imhi_dr,imhi_sad", "limit=2",
+                                 db=db))
     err = capsys.readouterr().err
-    assert rc == 2 and "answered HTTP 500 after retries" in err.strip().splitlines()[-1]
+    assert rc == 2 and "answered HTTP 500 after 4 tries" in err.strip().splitlines()[-1]
     assert not (tmp_path / "e").exists() and len(runs_in(db)) == 1
 
 
@@ -225,6 +227,8 @@ def test_llama2_zeroshot_and_the_leaderboard(server, tmp_path, db, url_env, caps
     at = AppTest.from_file(str(ROOT / "leaderboard" / "app.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     at.sidebar.checkbox(key="partial").check().run()  # limit=N runs are partial: not ranked
+    # each baseline beside the paper's row: every protocol (the paper's rows have their own)
+    at.sidebar.selectbox(key="protocol").set_value("all").run()
     for name, setting in (("ChatGPT", "few-shot"), ("LLaMA2-13B", "zero-shot"),
                           ("MentalRoBERTa", "fine-tuned")):
         at.text_input(key="search").set_value(name).run()

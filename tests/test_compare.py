@@ -167,7 +167,7 @@ def test_identical_runs_differ_by_zero_with_p_one(folders, tmp_path, capsys):
                  "--bootstrap", "300", "--permutations", "300"]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith(NON_CLINICAL_NOTICE)
-    assert "protocol unknown" in out
+    assert "prompts unknown" in out
     got = json.loads(out_json.read_text())
     assert list(got["sets"]) == list(SETS_USED)
     for block in [*got["sets"].values(), got["mean"]]:
@@ -241,7 +241,7 @@ def test_store_run_ids_and_the_compare_page(folders, tmp_path, capsys, monkeypat
     assert (row["B - A"], row["p bootstrap"], row["p permutation"]) == \
         (want["diff"], want["p_bootstrap"], want["p_permutation"])
     assert row["95% CI"] == f"{want['ci'][0]:.2f} to {want['ci'][1]:.2f}"
-    assert "protocol unknown" in " ".join(t.value for t in at.text)
+    assert "prompts unknown" in " ".join(t.value for t in at.text)
 
 
 @pytest.mark.parametrize("argv, message", [

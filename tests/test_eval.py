@@ -97,7 +97,7 @@ def test_eval_tiny_llama_writes_the_run_folder(llama_run, tiny_llama, imhi_dir):
     assert all(prov["versions"][k] for k in ("lm_eval", "transformers", "torch"))
     assert prov["tasks"]["imhi_dr"]["version"] == 2.0
     gen = prov["generation"]
-    assert gen["max_gen_toks"] == 16 and gen["do_sample"] is False
+    assert gen["max_new_tokens"] == 16 and gen["do_sample"] is False
     assert "\n\n" not in gen["until"] and gen["chat_template"] is False
     from imhi_bench.core.fileio import sha256_file
 
@@ -175,10 +175,20 @@ def test_eval_lora_adapter_changes_generations(tiny_llama, tiny_lora, llama_run,
 
 
 def test_chat_template_and_system_prompt(tiny_chat_llama, tmp_path, capsys):
+    """A model whose tokenizer has a chat template gets the raw released query by default,
+    as IMHI.py sends it (the default protocol); --chat-template is another protocol."""
+    rc, _, err = run_cli(["--model", str(tiny_chat_llama), "--tasks", "imhi_dr", "--limit", "2",
+                          "--max-new-tokens", "4", "--output", str(tmp_path / "plain")], capsys)
+    assert rc == 0, err
+    plain, samples = load_run(tmp_path / "plain")
+    assert samples["imhi_dr"][0]["prompt"] == samples["imhi_dr"][0]["doc"]["query"]
+    assert plain["provenance"]["generation"]["chat_template"] is False
+    assert plain["provenance"]["protocol"]["chat_template"] is False
+
     out = tmp_path / "chat"
     rc, _, err = run_cli(["--model", str(tiny_chat_llama), "--tasks", "imhi_dr", "--limit", "2",
-                          "--max-new-tokens", "4", "--system-prompt", "You are careful.",
-                          "--output", str(out)], capsys)
+                          "--max-new-tokens", "4", "--chat-template",
+                          "--system-prompt", "You are careful.", "--output", str(out)], capsys)
     assert rc == 0, err
     report, samples = load_run(out)
     prompt = samples["imhi_dr"][0]["prompt"]
@@ -186,12 +196,9 @@ def test_chat_template_and_system_prompt(tiny_chat_llama, tmp_path, capsys):
     assert prompt.endswith("<|assistant|>")
     assert report["provenance"]["generation"]["chat_template"] is True
     assert report["provenance"]["generation"]["system_prompt"] == "You are careful."
-    rc, _, err = run_cli(["--model", str(tiny_chat_llama), "--tasks", "imhi_dr", "--limit", "2",
-                          "--max-new-tokens", "4", "--no-chat-template",
-                          "--output", str(tmp_path / "plain")], capsys)
-    assert rc == 0, err
-    _, samples = load_run(tmp_path / "plain")
-    assert samples["imhi_dr"][0]["prompt"] == samples["imhi_dr"][0]["doc"]["query"]
+    chat, raw = report["provenance"]["protocol"], plain["provenance"]["protocol"]
+    assert chat["id"] != raw["id"]
+    assert "chat template" in chat["name"] and "system prompt" in chat["name"]
 
 
 def test_batched_generation_equals_one_at_a_time(tiny_llama, tiny_bart, imhi_dir):

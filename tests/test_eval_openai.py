@@ -112,6 +112,6 @@ def test_server_errors_after_retries_are_one_line(server_factory, tmp_path, caps
     assert rc == 2
     # (progress bars share stderr; the error is the last line, on its own)
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("imhi-bench: error: ") and "answered HTTP 500 after retries" in last
+    assert last.startswith("imhi-bench: error: ") and "answered HTTP 500 after 3 tries" in last
     assert not out.exists()
     assert len(srv.requests) >= 3  # first try + 2 retries (for at least one sample)

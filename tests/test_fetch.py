@@ -52,9 +52,9 @@ def downloads(monkeypatch):
     tried = []
     real = fetch_module._download
 
-    def recording(url, timeout):
+    def recording(url, *args):
         tried.append(url)
-        return real(url, timeout)
+        return real(url, *args)
 
     monkeypatch.setattr(fetch_module, "_download", recording)
     return tried

@@ -91,7 +91,8 @@ def test_prompts_hold_the_target_and_two_demonstrations_none_a_test_post(dr_run)
         # class-balanced: a binary set with K=2 shows one yes and one no
         assert sorted(gold_label("DR", g) for _, g in demos) == ["no", "yes"]
     fs = report["provenance"]["fewshot"]
-    assert fs["num_fewshot"] == 2 and fs["seed"] == 0 and fs["notes"] == []
+    # lm-eval's default --fewshot_random_seed, so plain lm_eval draws the same
+    assert fs["num_fewshot"] == 2 and fs["seed"] == 1234 and fs["notes"] == []
     pool = fs["pools"]["DR"]
     assert pool["source"] == "train" and pool["size"] == 1003
     assert list(pool["files"]) == ["train_data/instruction_data/DR/train.csv"]
@@ -209,7 +210,9 @@ def test_negative_num_fewshot_is_one_line_before_any_model_loads(tmp_path, capsy
     assert not out.exists()
 
 
-def test_plain_lm_eval_num_fewshot(tiny_llama, tmp_path, imhi_dir):
+def test_plain_lm_eval_num_fewshot(tiny_llama, tmp_path, imhi_dir, dr_run):
+    """Plain `lm_eval --num_fewshot 2` with its defaults gives the demonstrations of
+    `imhi-bench eval --num-fewshot 2` with its defaults: byte-identical prompts."""
     lm_eval = Path(sys.executable).with_name("lm_eval")
     env = dict(os.environ, IMHI_DATA_DIR=str(imhi_dir), IMHI_BART_MODEL="none")
     r = subprocess.run(
@@ -228,6 +231,11 @@ def test_plain_lm_eval_num_fewshot(tiny_llama, tmp_path, imhi_dir):
         rows = [json.loads(x) for x in next(tmp_path.rglob(f"samples_{task}_*.jsonl"))
                 .read_text().splitlines()]
         assert len(rows) == 3
+        if task == "imhi_dr":
+            ours = [r["prompt"] for r in dr_run[1][:3]]
+            theirs = [r["arguments"]["gen_args_0"]["arg_0"]
+                      for r in sorted(rows, key=lambda r: r["doc_id"])]
+            assert theirs == ours
         forbidden = every_test_post(set_name, fmt)
         for row in rows:
             prompt = row["arguments"]["gen_args_0"]["arg_0"]

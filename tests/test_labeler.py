@@ -85,7 +85,7 @@ def test_splits_are_deterministic_and_disjoint():
 
 def test_training_texts_have_both_variants():
     rows = labeler_split("SAD").train[:3]
-    out = training_texts(rows)
+    out = training_texts("SAD", rows)
     assert len(out) == 6
     for (response, cls), (full, c1), (bare, c2) in zip(rows, out[0::2], out[1::2]):
         assert c1 == c2 == cls

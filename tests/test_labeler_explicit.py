@@ -156,11 +156,14 @@ def test_cli_agree_measures_both_readings(yes_labeler, tmp_path, monkeypatch, ca
     text = capsys.readouterr().out
     assert "explicit first = rules" in text and "non-clinical" in text
     rows = json.loads(out.read_text())["texts"]
-    assert list(rows) == ["DR label-stripped", "DR_annotation/chatgpt_data",
+    assert list(rows) == ["DR label-stripped", "DR label-stripped after an option list",
+                          "DR_annotation/chatgpt_data",
                           "DR_annotation/chatgpt_false_data", "DR_annotation/gpt3_data"]
     stripped = rows["DR label-stripped"]
     assert stripped["n"] == 405 and stripped["rules"] == 91.6  # as test_labels measures
     assert stripped["classifier"] == pytest.approx(100 * 307 / 405, abs=0.01)  # the yes rows
+    # an option list that chooses nothing changes no reader's reading (issue 23)
+    assert rows["DR label-stripped after an option list"] == stripped
     chatgpt = rows["DR_annotation/chatgpt_data"]
     assert chatgpt["n"] == 121 and chatgpt["rules"] == 100.0
     assert rows["DR_annotation/chatgpt_false_data"]["n"] == 43

@@ -66,11 +66,12 @@ def _explanations(root, name, limit=None):
 
 # Measured (issue 16): DR 91.60%, dreaddit 94.20, loneliness 95.27, Irf 88.22, MultiWD
 # 92.18, SAD 87.57, CAMS 91.36, t-sid 96.56.  DR's floor sits half a point under: the
-# negation rules once cost it two rows (91.11%) unnoticed.
+# negation rules once cost it two rows (91.11%) unnoticed.  Issue 23 (statements of the
+# category, relatives): SAD 91.37, CAMS 91.68, the others unchanged.
 @pytest.mark.parametrize(
     "name,floor",
     [("DR", 0.915), ("dreaddit", 0.93), ("loneliness", 0.94), ("Irf", 0.87), ("MultiWD", 0.91),
-     ("SAD", 0.86), ("CAMS", 0.90), ("t-sid", 0.95)],
+     ("SAD", 0.91), ("CAMS", 0.91), ("t-sid", 0.95)],
 )
 def test_reads_label_from_explanation_alone(imhi_dir, name, floor):
     """Real outputs often start with 'Reasoning:' and state the class only in the text: the
@@ -172,8 +173,11 @@ def test_unparseable_is_none_never_a_class(name, text):
 def test_explain_label_says_which_rule_decided():
     label, rule, sentence = explain_label(
         "SAD", "Reasoning: The post mentions school. In conclusion, the label is work.")
-    assert (label, rule) == ("work", "label statement")
+    assert (label, rule) == ("work", "category statement")
     assert "label is work" in sentence
+    label, rule, sentence = explain_label(
+        "SAD", "Reasoning: The post mentions school. It is most likely related to work.")
+    assert (label, rule) == ("work", "label statement")
     assert explain_label("DR", "Yes, clearly.")[1] == "answer"
 
 

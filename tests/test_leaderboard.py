@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
 from imhi_bench.cli.main import main
 from imhi_bench.leaderboard import data, queue_data, run_data
+from imhi_bench.scoring.protocol import default_protocol, protocol_json
 from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_run, record_scored
 from imhi_bench.store.reported import NOT_LOADED, load_reported
@@ -42,7 +43,9 @@ def score_json(fmt: str = "instruction", *, limit: int | None = None, **sets: fl
                  for name, f1 in sets.items()},
         "mean": {"weighted_f1": sum(sets.values()) / len(sets), "sets": len(sets)},
         "provenance": {"format": fmt, "git_commit": "deadbeef", "limit": limit,
-                       "sets": {name: {"rows": 100, "complete": n == 100} for name in sets}},
+                       "sets": {name: {"rows": 100, "complete": n == 100} for name in sets},
+                       # made under the default protocol of its format, as eval records it
+                       "protocol": protocol_json(default_protocol(fmt))},
     }
 
 
@@ -103,7 +106,7 @@ def frames(url: str):
 
 def test_table_rows_means_and_latest_only(url, seeded):
     runs, scores = frames(url)
-    table = data.leaderboard_table(runs, scores)
+    table = data.leaderboard_table(runs, scores, protocol=data.ALL_PROTOCOLS)
     x = table[table["model"] == "X"]
     assert len(x) == 1  # the newer run only
     row = x.iloc[0]
@@ -126,7 +129,8 @@ def test_table_rows_means_and_latest_only(url, seeded):
     means = table[data.MEAN_COLUMN]
     assert means.notna().sum() == 2 and means.iloc[:2].notna().all()  # missing means last
     assert means.dropna().is_monotonic_decreasing
-    every = data.leaderboard_table(runs, scores, latest_only=False)
+    every = data.leaderboard_table(runs, scores, latest_only=False,
+                                   protocol=data.ALL_PROTOCOLS)
     assert sorted(every[every["model"] == "X"]["DR"]) == [10.0, 90.0]
 
 
@@ -138,7 +142,7 @@ def pd_isna(v) -> bool:
 
 def test_unseen_group_covers_only_the_unseen_sets(url, seeded):
     runs, scores = frames(url)
-    table = data.leaderboard_table(runs, scores, sets=UNSEEN_SETS)
+    table = data.leaderboard_table(runs, scores, sets=UNSEEN_SETS, protocol=data.ALL_PROTOCOLS)
     cols = data.visible_columns(["model", data.MEAN_COLUMN], UNSEEN_SETS)
     assert cols == ["model", data.MEAN_COLUMN, *UNSEEN_SETS]
     x = table[table["model"] == "X"].iloc[0]
@@ -154,7 +158,7 @@ def test_unseen_group_covers_only_the_unseen_sets(url, seeded):
 
 def test_filters(url, seeded):
     runs, scores = frames(url)
-    table = data.leaderboard_table(runs, scores)
+    table = data.leaderboard_table(runs, scores, protocol=data.ALL_PROTOCOLS)
 
     def names(**kw) -> set[str]:
         return set(data.filter_table(table, data.Filters(**kw))["model"])
@@ -193,7 +197,7 @@ def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
     record_run(url, model={"name": "=HYPERLINK(\"http://evil\")"}, run={},
                      results=score_json(DR=1.0))
     runs, scores = frames(url)
-    table = data.leaderboard_table(runs, scores)
+    table = data.leaderboard_table(runs, scores, protocol=data.ALL_PROTOCOLS)
     view = table[data.visible_columns(["model", "source"], ["DR"])]
     text = data.to_csv_bytes(view).decode()
     lines = text.splitlines()
@@ -230,11 +234,16 @@ def test_run_results_compare_and_samples(url, seeded):
 # --------------------------------------------------------------------------- app
 
 
-def app(page: str | None = None):
+def app(page: str | None = None, protocol: str | None = None):
+    """The app, on `page`; with `protocol` (e.g. data.ALL_PROTOCOLS) chosen in the main
+    page's protocol selector."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, at.exception
+    if protocol:
+        at.sidebar.selectbox(key="protocol").set_value(protocol).run()
+        assert not at.exception, at.exception
     if page:
         at.sidebar.radio(key="page").set_value(page).run()
         assert not at.exception, at.exception
@@ -262,19 +271,35 @@ def assert_common(at) -> None:
         assert "<script>" not in shown and "**bold**" not in shown and "<img" not in shown
 
 
-def test_main_page_shows_reported_and_reproduced_rows(seeded):
+def test_main_page_ranks_the_default_protocol_and_shows_the_paper_beside_it(seeded):
     at = app()
     assert_common(at)
+    ranked = at.dataframe[0].value
+    # the default protocol (instruction prompts): X and tiny-base, not the completion run
+    assert set(ranked["model"]) == {"X", "tiny-base"}
+    assert "protocol" not in ranked.columns  # one protocol: no badge needed
+    paper = frame_with(at, "protocol")
+    assert "MentaLLaMA-chat-13B" in set(paper["model"])
+    assert set(paper["protocol"]) == {"as reported; MentalBERT labels; prompts as IMHI.py"}
+    assert any("references, not ranked" in h.value for h in at.subheader)
+
+
+def test_main_page_shows_reported_and_reproduced_rows_with_all_protocols(seeded):
+    at = app(protocol=data.ALL_PROTOCOLS)
+    assert_common(at)
     table = at.dataframe[0].value
+    assert {"default", "default (completion)",
+            "as reported; MentalBERT labels; prompts as IMHI.py"} == set(table["protocol"])
     chat = table[(table["model"] == "MentaLLaMA-chat-13B")].iloc[0]
     assert chat["source"] == "reported" and chat["DR"] == 85.68
     x = table[table["model"] == "X"].iloc[0]
     assert x["source"] == "reproduced" and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:10]) == ["model", data.BAND_COLUMN, "coverage", "source", "type",
-                                        "size (B)", "training data", "format", "setting",
+    assert list(table.columns[:11]) == ["model", data.BAND_COLUMN, "coverage", "source",
+                                        "type", "size (B)", "training data", "format",
+                                        "setting", "protocol",
                                         data.MEAN_COLUMN]
-    assert list(table.columns[10:18]) == list(data.RANKED_SETS)
+    assert list(table.columns[11:19]) == list(data.RANKED_SETS)
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"
@@ -289,14 +314,14 @@ def test_main_page_shows_reported_and_reproduced_rows(seeded):
     ("sources", ["reproduced"], {"X", EVIL, "tiny-base"}),
 ])
 def test_sidebar_filters(seeded, widget, value, expect):
-    at = app()
+    at = app(protocol=data.ALL_PROTOCOLS)
     at.sidebar.multiselect(key=widget).set_value(value).run()
     assert_common(at)
     assert set(at.dataframe[0].value["model"]) == expect
 
 
 def test_search_size_group_columns_sort_and_latest(seeded):
-    at = app()
+    at = app(protocol=data.ALL_PROTOCOLS)
     at.text_input(key="search").input("MENTALLAMA-chat-7b").run()
     assert_common(at)
     assert list(at.dataframe[0].value["model"]) == ["MentaLLaMA-chat-7B (IMHI-general)"]
@@ -317,7 +342,8 @@ def test_search_size_group_columns_sort_and_latest(seeded):
     assert set(UNSEEN_SETS) <= set(shown.columns)
 
     at.sidebar.multiselect(key="columns").set_value(["model", "date"]).run()
-    assert list(at.dataframe[0].value.columns) == ["model", *UNSEEN_SETS, "date"]
+    # mixed protocols: the protocol column stays, so every row says how it was made
+    assert list(at.dataframe[0].value.columns) == ["model", "protocol", *UNSEEN_SETS, "date"]
     at.sidebar.selectbox(key="sort_by").set_value("Irf").run()
     at.sidebar.checkbox(key="descending").uncheck().run()
     irf = at.dataframe[0].value["Irf"].dropna()
@@ -332,7 +358,7 @@ def test_search_size_group_columns_sort_and_latest(seeded):
 
 
 def test_filters_survive_the_store_changing_under_them(url, seeded):
-    at = app()
+    at = app(protocol=data.ALL_PROTOCOLS)
     at.sidebar.slider(key="size").set_value((5.0, 8.0)).run()
     at.sidebar.multiselect(key="formats").set_value(["completion"]).run()
     assert set(at.dataframe[0].value["model"]) == {EVIL}
@@ -435,8 +461,9 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     record_run(url, model={"name": "my-run"}, run={"backend": "score"}, results=results)
     at = app()
     assert_common(at)
+    paper = frame_with(at, "protocol").set_index("model")  # beside the ranking
+    assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
     table = at.dataframe[0].value.set_index(["model", "source"])
-    assert table.loc[("MentaLLaMA-chat-13B", "reported"), "DR"] == 85.68
     assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
 
 
@@ -460,10 +487,12 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     assert main(["score", "--predictions", str(preds), "--name", "Y", "--no-db"]) == 0
     at = app()
     assert_common(at)
-    table = at.dataframe[0].value.set_index(["model", "source"])
-    assert table.loc[("MentaLLaMA-chat-13B", "reported"), "DR"] == 85.68
-    # 50 of each file's rows: a partial run, recorded as such and not ranked by default
+    paper = frame_with(at, "protocol").set_index("model")
+    assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
+    # 50 of each file's rows: a partial run, recorded as such and not ranked by default;
+    # IMHI.py's CSVs do not say how their prompts were made: a protocol of its own
     assert "X" not in set(at.dataframe[0].value["model"])
+    at.sidebar.selectbox(key="protocol").set_value(data.ALL_PROTOCOLS).run()
     at.sidebar.checkbox(key="partial").check().run()
     assert_common(at)
     table = at.dataframe[0].value.set_index(["model", "source"])
@@ -547,7 +576,9 @@ def test_partial_runs_are_recorded_as_such_and_not_ranked_by_default(url):
     # the single-set run is complete: in the ranking, but with no mean, after the means
     single = ranked[ranked["model"] == "single"].iloc[0]
     assert pd_isna(single[data.MEAN_COLUMN]) and single["sets scored"] == 1
-    assert list(ranked["model"][:3]) == ["full", "MentaLLaMA-chat-13B", "ChatGPT"]
+    assert list(ranked["model"][:2]) == ["full", "single"]  # the paper's rows: beside it
+    mixed = data.build_view(runs, scores, data.View(protocol=data.ALL_PROTOCOLS))
+    assert list(mixed["model"][:3]) == ["full", "MentaLLaMA-chat-13B", "ChatGPT"]
     # a later partial try of a model never hides its complete run
     record_run(url, model={"name": "full"}, run={},
                results=score_json(limit=5, **all_sets(10.0)))
@@ -604,7 +635,7 @@ def test_every_ranked_mean_is_over_the_same_sets(url, group):
     runs, scores = frames(url)
     sets = list(data.SET_GROUPS[group])
     assert sets == [s for s in SET_NAMES if s in sets]  # one set order everywhere
-    table = data.build_view(runs, scores, data.View(group=group))
+    table = data.build_view(runs, scores, data.View(group=group, protocol=data.ALL_PROTOCOLS))
     assert list(table.columns).index(data.MEAN_COLUMN) + 1 == list(table.columns).index(sets[0])
     has_mean = table[data.MEAN_COLUMN].notna()
     for _, row in table[has_mean].iterrows():
@@ -743,7 +774,7 @@ def test_store_without_the_paper_rows_says_db_init_loads_them(url):
     at = app()
     assert_common(at)
     assert NOT_LOADED not in [i.value for i in at.info]
-    assert "MentaLLaMA-chat-13B" in set(at.dataframe[0].value["model"])
+    assert "MentaLLaMA-chat-13B" in set(frame_with(at, "protocol")["model"])
 
 
 def test_leaderboard_command_arguments(url, monkeypatch, capsys):

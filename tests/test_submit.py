@@ -94,7 +94,7 @@ def test_local_folder_is_checked_pinned_and_queued(llama, env, capsys):
     # pinned by content: config, tokenizer and weights
     assert row["revision"] == checkpoint.content_hash(llama)
     assert row["revision"].startswith("sha256:") and len(row["revision"]) == 71
-    assert [f.name for f in checkpoint.pinned_files(llama)] == [
+    assert checkpoint.pinned_files(llama) == [
         "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
         "tokenizer_config.json"]
     assert (row["precision"], row["backend"]) == ("fp32", "hf")  # the config's dtype
@@ -168,7 +168,8 @@ def test_pickle_weights_need_allow_pickle(llama, tmp_path, env, capsys):
     torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
     (pickled / "model.safetensors").unlink()
     rc, _, err = submit("--model", str(pickled), "--name", "pickled", capsys=capsys)
-    assert_refused(rc, err, "has pickle weights only (pytorch_model.bin)", env)
+    assert_refused(rc, err, "has pickle files (pytorch_model.bin), which can run code when "
+                   "loaded: convert", env)
     assert "--allow-pickle" in err
     rc, _, err = submit("--model", str(pickled), "--name", "pickled", "--allow-pickle",
                         capsys=capsys)

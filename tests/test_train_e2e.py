@@ -136,7 +136,10 @@ def killed_and_reference(resume_llama, imhi_dir, tmp_path_factory):
     the overrides both used)."""
     base = tmp_path_factory.mktemp("resume")
     killed, reference = base / "killed", base / "reference"
-    args = [f"model={resume_llama}", *common(imhi_dir), *RESUME_ARGS]  # later keys win
+    # RESUME_ARGS' batch size replaces common()'s (a key given twice is refused)
+    args = [f"model={resume_llama}", *[a for a in common(imhi_dir)
+                                       if not a.startswith("per_device_batch_size=")],
+            *RESUME_ARGS]
     env = subprocess_env()
     logs = {}
     procs = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from imhi_bench.baselines.spec import BaselineSpec
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.urls import mask_url
 
 CHAT_TEMPLATE = {"auto": None, "true": True, "false": False}
 CHARS_PER_TOKEN = 4
@@ -34,7 +35,8 @@ def eval_options(spec: BaselineSpec, *, output: Path, data_dir: str | None = Non
 
     model = ModelOptions(model=spec.model, backend=spec.backend, dtype=spec.dtype,
                          base_url=spec.base_url, api_key_env=spec.api_key_env,
-                         num_concurrent=spec.num_concurrent, seed=spec.seed)
+                         num_concurrent=spec.num_concurrent, seed=spec.seed,
+                         timeout=spec.request_timeout, max_retries=spec.max_retries)
     return EvalOptions(
         model=model, tasks=spec.tasks, limit=spec.limit, max_new_tokens=spec.max_new_tokens,
         chat_template=CHAT_TEMPLATE[spec.chat_template], system_prompt=spec.system_prompt,
@@ -92,7 +94,7 @@ def _demonstrations(set_name: str, fmt: str, root: Path, k: int, seed: int | Non
 
 def confirm(spec: BaselineSpec, est: Estimate, *, yes: bool, log=print) -> None:
     """Say what an API run will send; refuse (one line) above `confirm_tokens` without yes."""
-    where = spec.base_url or "the OpenAI API"
+    where = mask_url(spec.base_url) or "the OpenAI API"
     log(f"{spec.name}: {est.requests} requests to {spec.model} at {where}, about "
         f"{est.tokens:,} prompt tokens ({TOKENS_HOW}), up to {spec.max_new_tokens} new "
         "tokens each.")

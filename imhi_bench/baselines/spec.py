@@ -16,6 +16,7 @@ from pathlib import Path
 
 from imhi_bench.core import specfile
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.models.options import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT
 
 RUNNERS = ("discriminative", "generative")
 TYPES = ("discriminative", "API", "base")
@@ -49,13 +50,13 @@ class BaselineSpec:
     num_fewshot: int = 0
     """Generative: demonstrations per prompt (from train, else val, else expert posts; never a
     test post)."""
-    fewshot_seed: int = 0
-    """Generative: seed of the demonstration draw."""
+    fewshot_seed: int = 1234
+    """Generative: seed of the demonstration draw (eval's and lm-eval's default)."""
     max_new_tokens: int = 256
     """Generative: tokens generated per answer (ours: the tasks' default)."""
     chat_template: str = "auto"
-    """Generative: auto (the tokenizer's template when it has one; chat APIs always), true,
-    false."""
+    """Generative: auto (as `imhi-bench eval` by default: the raw query, chat APIs always
+    send messages), true, false."""
     system_prompt: str | None = None
     """Generative: system message before each prompt (ours: none)."""
     base_url: str | None = None
@@ -65,6 +66,11 @@ class BaselineSpec:
     is never written anywhere)."""
     num_concurrent: int = 1
     """Generative, API: requests in flight at once."""
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    """Generative, API: seconds one request waits for its answer before it is retried (as
+    eval's --request-timeout)."""
+    max_retries: int = DEFAULT_MAX_RETRIES
+    """Generative, API: retries of a failed or timed-out request (as eval's --max-retries)."""
     confirm_tokens: int = 200_000
     """Generative, API: above this many estimated prompt tokens, a run needs --yes."""
     dtype: str = "auto"
@@ -97,7 +103,10 @@ class BaselineSpec:
     """Seed of training, sampling and the bootstrap CI."""
 
     def to_dict(self) -> dict:
-        return specfile.to_dict(self)
+        """The spec as a run's provenance records it (a base URL's credentials masked)."""
+        from imhi_bench.core.urls import mask_url
+
+        return {**specfile.to_dict(self), "base_url": mask_url(self.base_url)}
 
 
 _CHOICES = {"runner": RUNNERS, "type": TYPES, "setting": SETTINGS, "chat_template": CHAT}
@@ -133,6 +142,10 @@ def _check(s: BaselineSpec) -> None:
     for name in ("limit", "max_train"):
         if getattr(s, name) is not None and getattr(s, name) < 1:
             raise ImhiError(f"spec key {name} must be at least 1 (or null for all)")
+    if s.runner == "generative":
+        from imhi_bench.models.options import check_request_limits
+
+        check_request_limits(s.request_timeout, s.max_retries, where="spec key ")
     if s.learning_rate <= 0:
         raise ImhiError(f"spec key learning_rate must be positive, not {s.learning_rate}")
     if s.train_file and not Path(s.train_file).expanduser().is_file():
@@ -145,4 +158,10 @@ def list_specs(folder: str | os.PathLike = SPEC_DIR) -> list[tuple[Path, Baselin
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ImhiError(f"{root} is not a folder of baseline specs: pass --dir baselines")
-    return [(p, load_spec(p)) for p in sorted(root.glob("*.yaml"))]
+    specs = []
+    for p in sorted(root.glob("*.yaml")):
+        try:
+            specs.append((p, load_spec(p)))
+        except ImhiError as e:  # a key's message alone would not say which file has it
+            raise ImhiError(str(e) if str(p) in str(e) else f"{p}: {e}") from None
+    return specs

@@ -18,7 +18,7 @@ from pathlib import Path
 from imhi_bench.benchmark import release
 from imhi_bench.benchmark.sets import FORMATS, GOLD_COLUMN, QUERY_COLUMN, ImhiSet, get_set
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.core.fileio import sha256_file
+from imhi_bench.core.fileio import sha256_file, unreadable
 
 DATA_DIR_ENV = "IMHI_DATA_DIR"
 
@@ -67,6 +67,8 @@ def read_csv(path: str | os.PathLike, required: tuple[str, ...]) -> list[dict[st
         raise ImhiError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise ImhiError(f"{path} is a folder, expected a CSV file") from None
+    except OSError as e:  # permissions, an I/O error
+        raise unreadable(path, e) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -220,11 +222,15 @@ def file_status(s: ImhiSet, fmt: str, data_dir: Path) -> FileStatus:
     if not path.is_file():
         return FileStatus(s.name, fmt, path, "missing" if recorded else "unreleased",
                           message=missing_file_message(s, fmt, data_dir))
-    digest = sha256_file(path)
     try:
         rows = len(read_csv(path, (QUERY_COLUMN, GOLD_COLUMN)))
     except ImhiError as e:
+        try:
+            digest = sha256_file(path)
+        except ImhiError:  # unreadable: read_csv's message says so
+            digest = None
         return FileStatus(s.name, fmt, path, "invalid", sha256=digest, message=str(e))
+    digest = sha256_file(path)
     if recorded is None:
         state = "unrecorded"
         msg = "not in the MentaLLaMA release manifest: provenance records its sha256"

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("spec", metavar="SPEC", help="a spec file, e.g. baselines/mentalroberta.yaml")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="spec keys to override")
     run.add_argument("--output", metavar="DIR",
-                     help="run folder (default runs/baseline-<spec name>)")
+                     help="run folder (default runs/baseline-<spec name>-<UTC time>, a new "
+                     "one per run; a recorded run's folder is never replaced)")
     run.add_argument("--yes", action="store_true",
                      help="send an API run estimated above the spec's confirm_tokens")
     run.add_argument("--cache-dir", metavar="DIR",
@@ -64,14 +65,16 @@ def run_baseline(args: argparse.Namespace) -> int:
 
     from imhi_bench.baselines.runner import run_spec
     from imhi_bench.baselines.spec import load_spec
+    from imhi_bench.runs.folder import default_run_dir, stamped
     from imhi_bench.scoring.report import score_table
 
     spec = load_spec(args.spec, args.overrides)
-    output = Path(args.output or Path("runs") / f"baseline-{Path(args.spec).stem}")
-    if not args.no_db:  # a bad --db fails now, not after the run
-        from imhi_bench.store.engine import make_engine, resolve_db_url
+    # every run a folder of its own: a second run of a spec never lands on the first's
+    output = Path(args.output or default_run_dir(stamped(f"baseline-{Path(args.spec).stem}")))
+    if not args.no_db:  # a bad, damaged or read-only store fails now, not after the run
+        from imhi_bench.cli.eval import check_store
 
-        make_engine(resolve_db_url(args.db)).dispose()
+        check_store(args)
     result = run_spec(spec, output=output, data_dir=args.data_dir, cache_dir=args.cache_dir,
                       yes=args.yes)
     run_id = None

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from imhi_bench.benchmark.fetch import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, MIN_RATE
+
     p = sub.add_parser("data", help="check or download the IMHI data files",
                        description="Check or download the released IMHI files.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -61,8 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--sets", metavar="A,B", help="comma list of sets (default: all)")
     f.add_argument("--formats", metavar="A,B", help=f"comma list of {', '.join(FORMATS)}")
     f.add_argument("--no-train", action="store_true", help="skip the train/val files")
-    f.add_argument("--timeout", type=float, default=60.0,
-                   help="seconds per network operation (default 60)")
+    f.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds per network operation (default {DEFAULT_TIMEOUT:g}); a file "
+                   f"must arrive within it plus 1 s per {MIN_RATE // 1024} KiB, or the fetch "
+                   "stops")
+    f.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="SECONDS",
+                   help="seconds the whole fetch may take; the files verified by then are "
+                   f"kept (default {DEFAULT_DEADLINE:g})")
     f.set_defaults(func=run_fetch)
 
 
@@ -135,7 +142,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     root = resolve_data_dir(args.dest)
     results = fetch(root, base_url=args.base_url,
                     only=selector(sets, _formats(args.formats), not args.no_train),
-                    timeout=args.timeout)
+                    timeout=args.timeout, deadline=args.deadline)
     causes = failure_lines(results)
     for line in causes:
         print(f"- {line}")

@@ -8,7 +8,7 @@ from imhi_bench.cli.options import add_data_dir, check_store_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imhi_bench.models.options import DTYPES
+    from imhi_bench.models.options import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT, DTYPES
     from imhi_bench.models.registry import BACKEND_HELP, BACKENDS
 
     p = sub.add_parser(
@@ -41,13 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): batches sized by a token budget, longest prompts "
                    "first; or a fixed number of prompts")
     p.add_argument("--max-new-tokens", type=int, metavar="N",
-                   help="tokens to generate per sample (default 256)")
+                   help="tokens to generate per sample (default: the protocol's gold-max, the "
+                   "longest released gold response of the set in the model's tokens, so no "
+                   "answer of the paper's length is cut; a number makes another protocol)")
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (default auto)")
     p.add_argument("--revision", metavar="REV", help="hub branch, tag or commit of the model")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat-template", dest="chat_template", action="store_true",
                       default=None, help="wrap prompts in the tokenizer's chat template "
-                      "(default: when the tokenizer has one)")
+                      "(another protocol than the paper's; default: the raw query as IMHI.py "
+                      "sends it, unless the checkpoint's training card says it was trained "
+                      "with its template)")
     chat.add_argument("--no-chat-template", dest="chat_template", action="store_false",
                       help="send the prompts as they are")
     p.add_argument("--system-prompt", metavar="TEXT", help="system message before each prompt")
@@ -58,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "from the set's train split, else val, else its expert examples, never a "
                    "test post; class-balanced, the same for a sample in every run")
     p.add_argument("--fewshot-seed", type=int, metavar="N",
-                   help="seed of the demonstrations' draw (default: --seed)")
+                   help="seed of the demonstrations' draw (default 1234, lm-eval's "
+                   "--fewshot_random_seed default, so lm_eval --num_fewshot K gives the same "
+                   "prompts)")
     p.add_argument("--device", metavar="DEV", help="cuda, cuda:1, cpu... (default: cuda if "
                    "available)")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -72,8 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the key is never logged or stored)")
     api.add_argument("--num-concurrent", type=int, default=1, metavar="N",
                      help="requests in flight at once (default 1)")
-    api.add_argument("--max-retries", type=int, default=5, metavar="N",
-                     help="retries with backoff on 429/5xx/connection errors (default 5)")
+    api.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                     metavar="SECONDS",
+                     help="how long one request waits for its answer before it is retried "
+                     f"(default {DEFAULT_REQUEST_TIMEOUT:g})")
+    api.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES, metavar="N",
+                     help="retries with backoff on 429/5xx, connection errors and timeouts "
+                     f"(default {DEFAULT_MAX_RETRIES}); Ctrl-C or SIGTERM stops a run at once, "
+                     "keeping the answers so far cached")
     vl = p.add_argument_group("vLLM backend (GPU only)")
     vl.add_argument("--tensor-parallel-size", type=int, default=1, metavar="N")
     vl.add_argument("--data-parallel-size", type=int, default=1, metavar="N")
@@ -81,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     vl.add_argument("--max-model-len", type=int, metavar="N")
     out = p.add_argument_group("output")
     out.add_argument("--output", metavar="DIR",
-                     help="run folder (default runs/<name>); an earlier run folder is replaced")
+                     help="run folder (default runs/<name>, a new one per run); an earlier "
+                     "run folder is replaced, unless a recorded run points to it")
     out.add_argument("--name",
                      help="the model's name on the leaderboard and the run folder's name "
                      "(default: on the leaderboard, the model's folder name or hub id, plus "
@@ -114,7 +127,8 @@ def options(args: argparse.Namespace):
         dtype=args.dtype, batch_size=str(args.batch_size).strip().lower(), device=args.device,
         trust_remote_code=args.trust_remote_code, base_url=args.base_url,
         api_key_env=args.api_key_env, num_concurrent=args.num_concurrent,
-        max_retries=args.max_retries, tensor_parallel_size=args.tensor_parallel_size,
+        max_retries=args.max_retries, timeout=args.request_timeout,
+        tensor_parallel_size=args.tensor_parallel_size,
         data_parallel_size=args.data_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         seed=args.seed,

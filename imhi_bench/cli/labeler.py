@@ -65,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "alone and with explicit answers first, against the rules",
         description=(
             "Per set the labeler covers: its test gold explanations with the label sentence "
-            "removed (and, for DR, the free-form answers of human_evaluation/DR_annotation). "
+            "removed, the same after an option list that chooses nothing (every reader "
+            "should read them as the plain ones), and, for DR, the free-form answers of "
+            "human_evaluation/DR_annotation. "
             "Percent each reader gets right (the rules, the classifier alone, explicit "
             "answers first as --labeler reads), percent the classifier and explicit-first "
             "agree with the rules, and how many labels the rules' explicit answers decided."

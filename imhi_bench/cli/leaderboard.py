@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", metavar="FILE",
                    help="write the app's default ranked table to FILE (CSV, as its Download "
                    "CSV button does; missing values are empty cells) and exit; no server")
+    p.add_argument("--protocol", metavar="ID|default|all", default="default",
+                   help="with --csv: the protocol whose runs are ranked (default: the default "
+                   "protocol, as the app first shows; `all` mixes every run, each row naming "
+                   "its protocol; ids: `imhi-bench protocol list`)")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to share on a network)")
@@ -94,15 +98,40 @@ def write_csv(args: argparse.Namespace) -> int:
     factory = open_store(url)
     if not reported_run_count(factory):
         print(NOT_LOADED)
-    view = data.default_view(store_engine(factory))
+    engine = store_engine(factory)
+    protocol = resolve_protocol_choice(args.protocol, data.load_runs(engine))
+    view = data.default_view(engine, protocol)
     try:
         atomic_write_bytes(out, data.to_csv_bytes(view))
     except OSError as e:
         raise ImhiError(f"cannot write {out}: {e.strerror}: choose a writable --csv path") \
             from None
     sets = data.SET_GROUPS[data.DEFAULT_GROUP]
-    print(f"wrote {out}: {len(view)} rows from {display_url(url)}, ranked by mean weighted F1 "
+    rows = f"{len(view)} row{'' if len(view) == 1 else 's'}"
+    which = ("every protocol, each row naming its own" if protocol == data.ALL_PROTOCOLS
+             else f"protocol {protocol}")
+    print(f"wrote {out}: {rows} from {display_url(url)} ({which}), ranked by mean weighted F1 "
           f"over {', '.join(sets)} (partial runs left out)")
     print(BAND_NOTE.replace(" show –", " have an empty cell"))
     print(NON_CLINICAL_NOTICE)
     return 0
+
+
+def resolve_protocol_choice(choice: str, runs) -> str:
+    """--protocol: "default", "all" or a protocol id (a unique prefix will do) present in the
+    store."""
+    from imhi_bench.leaderboard.data import ALL_PROTOCOLS
+    from imhi_bench.scoring.protocol import DEFAULT_ID
+
+    choice = (choice or "default").strip()
+    if choice == "default":
+        return DEFAULT_ID
+    if choice == ALL_PROTOCOLS:
+        return ALL_PROTOCOLS
+    ids = sorted({str(p) for p in runs["protocol_id"]} | {DEFAULT_ID})
+    hits = [p for p in ids if p.startswith(choice)]
+    if len(hits) != 1:
+        known = ", ".join(ids) or "none"
+        raise ImhiError(f"--protocol {choice}: {'no' if not hits else 'more than one'} "
+                        f"protocol in the store matches; use default, all or one of: {known}")
+    return hits[0]

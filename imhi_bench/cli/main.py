@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.cli.meta_eval",
     "imhi_bench.cli.db",
     "imhi_bench.cli.leaderboard",
+    "imhi_bench.cli.protocol",
     "imhi_bench.cli.submit",
     "imhi_bench.cli.worker",
     "imhi_bench.cli.status",

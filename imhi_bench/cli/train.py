@@ -33,15 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recipe keys to override (or `merge ...`, see below)")
     p.add_argument("--config", metavar="RECIPE", help="recipe YAML (e.g. trainer/mentalbart.yaml)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in output_dir from its last checkpoint")
+                   help="continue the run in output_dir from its last checkpoint (with its "
+                   "recipe: only the keys of when to stop, log, evaluate and save may change)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier training run in output_dir")
+                   help="replace an earlier training run in output_dir, once the new run "
+                   "has succeeded (it trains beside it until then)")
     p.add_argument("--help-recipe", action="store_true",
                    help="list every recipe key with its default and meaning, and exit")
     m = p.add_argument_group(
         "imhi-bench train merge --adapter DIR --out DIR [--base M]",
         "fold a LoRA adapter into its base model: a plain model folder (safetensors) that "
-        "every backend serves without PEFT (--overwrite replaces a non-empty --out)")
+        "every backend serves without PEFT (--overwrite replaces an earlier merge at --out, "
+        "never another folder; the new one is swapped in once complete)")
     m.add_argument("--adapter", metavar="DIR", help="the adapter folder")
     m.add_argument("--out", metavar="DIR", help="where the merged model goes")
     m.add_argument("--base", metavar="PATH_OR_ID",

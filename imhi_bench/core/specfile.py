@@ -9,12 +9,13 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import math
 import os
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.errors import ImhiError, first_line
 
 T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
@@ -74,6 +75,8 @@ def coerce(what: str, name: str, value: Any, annotation: Any) -> Any:
             number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
             number = None
+        if number is not None and not math.isfinite(number):  # .nan, .inf: no step count
+            raise ImhiError(f"{key} must be a finite number, not {value!r}")
         if number is None or (kind is int and number != int(number)):
             raise ImhiError(f"{key} must be {'an integer' if kind is int else 'a number'}, "
                             f"not {value!r}")
@@ -92,6 +95,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ImhiError(f"override {item!r} is not key=value: write e.g. max_steps=300")
+        if key.strip() in out:  # which of the two was meant cannot be told
+            raise ImhiError(f"override key {key.strip()!r} is given twice: keep one")
         try:
             out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
@@ -99,18 +104,52 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+class DuplicateKey(ValueError):
+    """A YAML mapping names one key twice (PyYAML would keep the last without a word)."""
+
+
+def _unique_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str) and key in seen:
+                    raise DuplicateKey(f"key {key!r} is given twice (line "
+                                       f"{key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_mapping(path: str | os.PathLike, what: str, hint: str) -> dict[str, Any]:
-    """A YAML file holding one mapping (empty file: {})."""
+    """A YAML file holding one mapping (empty file: {}); a key given twice is refused."""
     import yaml
 
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ImhiError(f"{what} {path} is a folder, not a YAML file: pass {hint}")
     if not p.is_file():
         raise ImhiError(f"{what} {path} does not exist: pass {hint}")
     try:
-        loaded = yaml.safe_load(p.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ImhiError(f"{what} {path} is not readable YAML ({first}): fix the file") from None
+        text = p.read_text("utf-8")
+    except UnicodeDecodeError as e:
+        raise ImhiError(f"{what} {path} is not UTF-8 text (bad byte at offset {e.start}): "
+                        "re-save it as UTF-8") from None
+    except OSError as e:
+        raise ImhiError(f"cannot read {what} {path} ({e.strerror or first_line(e)}): check "
+                        "the file and its permissions") from None
+    try:
+        loaded = yaml.load(text, Loader=_unique_loader())  # noqa: S506 - a SafeLoader
+    except DuplicateKey as e:
+        raise ImhiError(f"{what} {path}: {e}: keep one") from None
+    except yaml.YAMLError as e:
+        raise ImhiError(f"{what} {path} is not readable YAML ({first_line(e)}): fix the "
+                        "file") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

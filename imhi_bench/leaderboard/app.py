@@ -18,7 +18,15 @@ import streamlit as st
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.leaderboard import band_data, data, errors_page, paired_page, queue_data, run_data
+from imhi_bench.leaderboard import (
+    band_data,
+    data,
+    errors_page,
+    paired_page,
+    protocols,
+    queue_data,
+    run_data,
+)
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -46,10 +54,11 @@ def _frames(url: str, fingerprint: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _table(url: str, fingerprint: tuple, group: str, latest_only: bool,
-           include_partial: bool) -> pd.DataFrame:
+           include_partial: bool, protocol: str) -> pd.DataFrame:
     runs, scores = _frames(url, fingerprint)
     table = data.leaderboard_table(runs, scores, sets=data.SET_GROUPS[group],
-                                   latest_only=latest_only, include_partial=include_partial)
+                                   latest_only=latest_only, include_partial=include_partial,
+                                   protocol=protocol)
     return band_data.with_rank_bands(_engine(url), table, data.SET_GROUPS[group])
 
 
@@ -125,7 +134,16 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         key="partial", help="runs that did not score every sample of every set they claim "
         "(--limit, a set cut short) or whose coverage is unknown; listed after the ranked "
         "rows")
-    table = _table(url, fingerprint, group, latest, partial)
+    choices = protocols.protocol_choices(runs)
+    labels = {c.id: f"{c.name} ({c.runs} run{'' if c.runs == 1 else 's'})" for c in choices}
+    labels[data.ALL_PROTOCOLS] = "all protocols (mixed: each row names its protocol)"
+    protocol = side.selectbox(
+        "Protocol", list(labels), index=0, key="protocol", format_func=labels.__getitem__,
+        help="how the numbers were made (prompt, chat template, few-shot, decoding, label "
+        "reader, metric variants, data): only runs of one protocol are ranked together. "
+        "'default' is the paper's protocol as far as this tool runs it; the others are "
+        "named by what differs from it. `imhi-bench protocol show` prints one.")
+    table = _table(url, fingerprint, group, latest, partial, protocol)
 
     search = st.text_input("Search models", key="search",
                            placeholder="name, path / hub id, or base model")
@@ -153,7 +171,7 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     descending = side.checkbox("Descending", value=default.descending, key="descending")
 
     view_spec = data.View(
-        group=group, latest_only=latest, include_partial=partial,
+        group=group, protocol=protocol, latest_only=latest, include_partial=partial,
         filters=data.Filters(search=search, types=chosen["type"], size_range=size_range,
                              include_unknown_size=unknown,
                              training_data=chosen["training data"],
@@ -162,13 +180,20 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     view = data.shape(table, view_spec)
     ranked = table.loc[view.index, data.RANKED]
     sets = data.SET_GROUPS[group]
+    mixed = protocol == data.ALL_PROTOCOLS
     st.caption(
-        f"{len(view)} of {len(table)} runs shown. Ranked: complete runs (every sample of "
-        f"every set they claim) and the paper's rows, by weighted F1 (percent) averaged over "
+        f"{len(view)} of {len(table)} runs shown. "
+        + ("All protocols mixed: numbers made differently do not compare; the 'protocol' "
+           "column says how each was made. " if mixed else
+           f"Protocol: {labels[protocol]}; only its runs are ranked together. ")
+        + "Ranked: complete runs (every sample of "
+        f"every set they claim), by weighted F1 (percent) averaged over "
         f"the same {len(sets)} sets ({', '.join(sets)}); a row missing one of them has no "
         f"mean ({MISSING}) and comes last. '{data.OWN_MEAN_COLUMN}' is each row's own mean "
-        "over every set it scored (for a paper row, the paper's), not ranked. 'reported' "
-        "rows are the paper's numbers, 'reproduced' rows were run here. "
+        "over every set it scored (for a paper row, the paper's), not ranked. "
+        "Labels are read from the generated text by rules (the paper: MentalBERT "
+        "classifiers), macro F1 averages over the gold classes and an unreadable answer "
+        "counts as wrong. "
         + band_data.BAND_NOTE
         + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
            "not ranked." if partial else ""))
@@ -180,6 +205,15 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     # A callable: the CSV is only built when someone clicks.
     st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
                        file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
+    if not mixed:
+        _, scores = _frames(url, fingerprint)
+        paper = protocols.reported_table(runs, scores, sets)
+        if not paper.empty:
+            st.subheader("The paper's reported numbers (references, not ranked)")
+            st.caption(f"Protocol: {protocols.REPORTED_NAME}. Made another way than the "
+                       "ranked rows above, so read them beside the ranking, not in it.")
+            st.dataframe(paper, hide_index=True, column_config=_column_config(paper),
+                         key="paper", placeholder=MISSING, height=_height(len(paper)))
 
 
 def _run_picker(runs: pd.DataFrame, label: str, key: str, index: int = 0) -> int:

@@ -4,6 +4,13 @@ directly (the app, `imhi_bench.leaderboard.app`, only lays them out; `imhi-bench
 leaderboard --csv` writes the same default view).  One run's page and the compare page read
 `imhi_bench.leaderboard.run_data`; the queue page `imhi_bench.leaderboard.queue_data`.
 
+Like with like: the ranking holds the runs of one protocol (`imhi_bench.core.protocol`: the
+prompt, decoding, label reader, metric variants, task version and unmodified data), by
+default the default one (the paper's as far as this tool runs it); a run on modified data is
+its own protocol.  The paper's reported rows are references with their own protocol, shown
+beside the ranking (`reported_table`), never in it; "all protocols" mixes every run, each
+with its protocol's name.
+
 Two queries fetch every finished run and every per-set result; the table is built and
 filtered in pandas, so what a user types (search) never reaches SQL.
 
@@ -25,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
+from imhi_bench.scoring.protocol import DEFAULT_ID
 from imhi_bench.store.tables import Model, Run, SetResult
 
 # The default ranking's sets: "the 8 sets of the public release" (issue 14), the sets whose
@@ -43,6 +51,7 @@ SET_GROUPS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_GROUP = next(iter(SET_GROUPS))
 UNKNOWN = "unknown"
+ALL_PROTOCOLS = "all"  # View.protocol: every run, each row naming its protocol
 
 # Main table columns besides the per-set ones, in display order.
 MEAN_COLUMN = "mean weighted F1"  # over the group's sets, all of them or none ("–")
@@ -52,14 +61,16 @@ RANKED = "ranked"  # internal: complete runs are ranked, the others listed after
 BAND_COLUMN = "rank band"  # the ranks a row could take (`band_data`); empty for no band
 INFO_COLUMNS: tuple[str, ...] = (
     "model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type", "size (B)", "training data",
-    "format", "setting", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN, "mean BART-score", "date",
-    "path", "revision", "base model", "precision", "license", "backend", "run_id",
+    "format", "setting", "protocol", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN,
+    "mean BART-score", "date", "path", "revision", "base model", "precision", "license",
+    "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
-                                   "backend", "run_id")
+                                   "backend", "run_id", "protocol")
 TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type",
-                                 "training data", "format", "setting", "date", "path",
-                                 "revision", "base model", "precision", "license", "backend")
+                                 "training data", "format", "setting", "protocol", "date",
+                                 "path", "revision", "base model", "precision", "license",
+                                 "backend")
 
 
 # --------------------------------------------------------------------------- loading
@@ -94,7 +105,7 @@ def load_runs(engine: Engine) -> pd.DataFrame:
             Model.path, Model.revision, Model.type, Model.params, Model.precision,
             Model.base_model, Model.license, Model.training_data, Run.source, Run.reference,
             Run.backend, Run.format, Run.setting, Run.finished_at, Run.recorded_at,
-            Run.complete, Run.coverage,
+            Run.complete, Run.coverage, Run.protocol_id, Run.protocol,
         )
         .join(Model, Run.model_id == Model.id)
         .where(Run.status == "finished")
@@ -105,8 +116,12 @@ def load_runs(engine: Engine) -> pd.DataFrame:
     frame = rows_frame(rows, [
         "run_id", "model_id", "model", "path", "revision", "type", "params", "precision",
         "base_model", "license", "training_data", "source", "reference", "backend", "format",
-        "setting", "finished_at", "recorded_at", "complete", "coverage",
+        "setting", "finished_at", "recorded_at", "complete", "coverage", "protocol_id",
+        "protocol",
     ])
+    frame["protocol"] = frame["protocol"].map(_protocol_name)
+    frame["protocol_id"] = frame["protocol_id"].map(
+        lambda v: v if isinstance(v, str) and v else UNKNOWN)
     frame["params"] = pd.to_numeric(frame["params"], errors="coerce").astype("float64")
     for col in ("finished_at", "recorded_at"):  # one unit, even when a column is all null
         frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
@@ -114,6 +129,19 @@ def load_runs(engine: Engine) -> pd.DataFrame:
 
 
 SCORE_COLUMNS: tuple[str, ...] = ("run_id", "set", "weighted_f1", "bart_score")
+
+
+def _protocol_name(value) -> str:
+    # the name the run recorded with its protocol; a row from a damaged store reads unknown
+    if isinstance(value, str):  # a JSON column some drivers hand back as text
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return UNKNOWN
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) and name else UNKNOWN
 
 
 def load_scores(engine: Engine) -> pd.DataFrame:
@@ -166,7 +194,8 @@ def run_label(row: pd.Series | dict) -> str:
     parts = [str(row["model"])]
     if row.get("revision"):
         parts.append(f"@{row['revision']}")
-    detail = [str(row["source"])] + [str(row[k]) for k in ("format", "setting") if row.get(k)]
+    detail = [str(row["source"])] + [str(row[k]) for k in ("format", "setting", "protocol")
+                                     if row.get(k)]
     label = f"{' '.join(parts)} ({', '.join(detail)}; run {int(row['run_id'])}"
     if "complete" in row and _known(row["complete"]) is not True:
         label += f"; {coverage_badge(row['complete'], row.get('coverage'))}"
@@ -185,17 +214,23 @@ def leaderboard_table(
     sets: Sequence[str] = RANKED_SETS,
     latest_only: bool = True,
     include_partial: bool = False,
+    protocol: str = DEFAULT_ID,
 ) -> pd.DataFrame:
     """One row per run that scored any of `sets`: model fields, its coverage, weighted F1
     per set in `sets` and their mean (only when it scored every one of them, so every mean
     is over the same sets), the number of sets it scored and their mean (every set, not
     only `sets`: a paper row's own mean), and its mean BART-score over `sets`.
 
-    Only complete runs unless `include_partial` (then partial and unknown runs too, the
-    `ranked` column False).  `latest_only` keeps the newest run per model, source, format,
-    setting and ranked-or-not, so a later partial try never hides a complete run.  Sorted:
-    ranked rows first, by the mean (missing last), then by model."""
+    Only the runs of `protocol` (a protocol id; the paper's reported rows have their own,
+    so they are never ranked beside ours), or every run with ALL_PROTOCOLS.  Only complete
+    runs unless `include_partial` (then partial and unknown runs too, the `ranked` column
+    False).  `latest_only` keeps the newest run per model, source, format, setting,
+    protocol and ranked-or-not, so a later partial try never hides a complete run, nor a
+    few-shot run a zero-shot one.  Sorted: ranked rows first, by the mean (missing last),
+    then by model."""
     sets = list(sets)
+    if protocol != ALL_PROTOCOLS:
+        runs = runs[runs["protocol_id"] == protocol]
     runs = runs.assign(**{RANKED: runs["complete"].map(lambda v: _known(v) is True)
                           .astype(bool)})
     if not include_partial:
@@ -204,7 +239,8 @@ def leaderboard_table(
         newest = runs["finished_at"].fillna(runs["recorded_at"])
         runs = (runs.assign(_when=newest)
                 .sort_values(["_when", "run_id"], ascending=False)
-                .drop_duplicates(["model_id", "source", "format", "setting", RANKED])
+                .drop_duplicates(["model_id", "source", "format", "setting", "protocol_id",
+                                  RANKED])
                 .drop(columns="_when"))
     mine = scores[scores["run_id"].isin(runs["run_id"])]
     every = (mine.pivot(index="run_id", columns="set", values="weighted_f1")
@@ -226,6 +262,7 @@ def leaderboard_table(
         "training data": table["training_data"].fillna(UNKNOWN),
         "format": table["format"].fillna(UNKNOWN),
         "setting": _blank_as_missing(table["setting"]),
+        "protocol": table["protocol"],
         # skipna=False: a row missing one of `sets` has no mean rather than one over fewer
         MEAN_COLUMN: wide.mean(axis=1, skipna=False).round(2),
         "sets scored": every.notna().sum(axis=1).astype("int64"),
@@ -328,6 +365,7 @@ class View:
     view, which `imhi-bench leaderboard --csv` writes too (`default_view`)."""
 
     group: str = DEFAULT_GROUP  # a SET_GROUPS key
+    protocol: str = DEFAULT_ID  # a protocol id, or ALL_PROTOCOLS
     latest_only: bool = True
     include_partial: bool = False
     filters: Filters = field(default_factory=Filters)
@@ -344,8 +382,11 @@ def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
     """A `leaderboard_table` filtered, sorted and cut to the view's columns; the index is
     the table's, so `table.loc[shaped.index, RANKED]` says which rows are ranked."""
     shown = sort_table(filter_table(table, view.filters), view.sort_by, view.descending)
+    columns = list(view.columns)
+    if view.protocol == ALL_PROTOCOLS and "protocol" not in columns:
+        columns.append("protocol")  # mixed protocols: every row says which it is
     # the band column exists only where the table was built with the store at hand
-    return shown[[c for c in visible_columns(view.columns, view.sets) if c in shown.columns]]
+    return shown[[c for c in visible_columns(columns, view.sets) if c in shown.columns]]
 
 
 def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
@@ -353,7 +394,7 @@ def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
     """The main table as `view` shows it; with `engine`, with its rank band column
     (`band_data`, from the store's samples)."""
     table = leaderboard_table(runs, scores, sets=view.sets, latest_only=view.latest_only,
-                              include_partial=view.include_partial)
+                              include_partial=view.include_partial, protocol=view.protocol)
     if engine is not None:
         from imhi_bench.leaderboard.band_data import with_rank_bands
 
@@ -361,9 +402,10 @@ def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
     return shape(table, view)
 
 
-def default_view(engine: Engine) -> pd.DataFrame:
-    """The ranked table as the app first shows it (View's defaults), from the store."""
-    return build_view(load_runs(engine), load_scores(engine), View(), engine)
+def default_view(engine: Engine, protocol: str = DEFAULT_ID) -> pd.DataFrame:
+    """The ranked table as the app first shows it (View's defaults), from the store; with
+    `protocol`, as it shows when that protocol (or ALL_PROTOCOLS) is chosen."""
+    return build_view(load_runs(engine), load_scores(engine), View(protocol=protocol), engine)
 
 
 def _defuse_formula(value):

@@ -32,6 +32,8 @@ def hf_args(opts: ModelOptions) -> dict:
         args["peft"] = opts.adapter
     if opts.max_batch_tokens:
         args["max_batch_tokens"] = opts.max_batch_tokens
+    if opts.safetensors_only:  # no fallback to a .bin: without safetensors, loading fails
+        args["use_safetensors"] = True
     if flash_attention_available() and opts.dtype in ("float16", "bfloat16", "auto"):
         args["attn_implementation"] = "flash_attention_2"
     return args
@@ -45,6 +47,8 @@ def vllm_args(opts: ModelOptions) -> dict:
                 gpu_memory_utilization=opts.gpu_memory_utilization, seed=opts.seed)
     if opts.max_model_len:
         args["max_model_len"] = opts.max_model_len
+    if opts.safetensors_only:
+        args["load_format"] = "safetensors"
     if opts.adapter:
         folder = Path(opts.adapter).expanduser()
         args["lora_local_path"] = str(folder.resolve())

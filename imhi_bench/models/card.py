@@ -35,6 +35,8 @@ def card_summary(card: dict | None) -> dict | None:
         "sets": recipe.get("sets"),
         "format": recipe.get("format"),
         "finetuning": recipe.get("finetuning"),
+        # trained with the chat template: eval then uses it too (the protocol says so)
+        "chat_template": card.get("chat_template"),
         "base_model": recipe.get("model"),
         "git_commit": card.get("git_commit"),
         "data_files": card.get("data_files"),

@@ -38,6 +38,17 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("imhi-bench"))
 
 
+def check_cache_dir(cache_dir: str | os.PathLike | None) -> None:
+    """The cache file can be made or opened in `cache_dir` (default `default_cache_dir`):
+    a read-only or non-folder cache dir fails in seconds, before any model loads."""
+    from imhi_bench.core.fileio import check_creatable
+
+    path = Path(cache_dir or default_cache_dir()).expanduser() / FILE_NAME
+    if path.exists() and not path.is_file():
+        raise ImhiError(f"--cache-dir: {path} is not a file: pass another --cache-dir")
+    check_creatable(path, "--cache-dir")
+
+
 _MODELS_TABLE = ("CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, "
                  "identity TEXT NOT NULL, last_used REAL NOT NULL)")
 
@@ -95,11 +106,16 @@ class GenerationCache:
         return found
 
     def put(self, key: str, generation: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO generations (key, model, generation, created) "
-            "VALUES (?, ?, ?, ?)",
-            (key, self.model_key, generation, time.time()),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO generations (key, model, generation, created) "
+                "VALUES (?, ?, ?, ?)",
+                (key, self.model_key, generation, time.time()),
+            )
+        except sqlite3.Error as e:  # "database or disk is full", a read-only file
+            raise ImhiError(f"cannot write to the generation cache {self.path} ({e}): free "
+                            "space there, or pass --cache-dir on another disk (the "
+                            f"{self.stored} generations stored so far are kept)") from None
         self.stored += 1
         self.written.add(key)
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from imhi_bench.core.urls import mask_url
 from imhi_bench.models.options import ModelOptions, is_api, local_model_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -59,7 +60,9 @@ def model_identity(opts: ModelOptions) -> dict:
     """What a generation depends on besides the prompt and generation config."""
     ident: dict = {"backend": opts.backend, "model": opts.model}
     if is_api(opts):
-        ident["base_url"] = opts.base_url or "https://api.openai.com/v1"
+        # masked: the cache file must not hold a password (credentials do not change what
+        # a server generates, so they need no place in the key)
+        ident["base_url"] = mask_url(opts.base_url) or "https://api.openai.com/v1"
         return ident
     local = local_model_dir(opts.model)
     if local is not None:

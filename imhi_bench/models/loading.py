@@ -37,6 +37,9 @@ def explain_load_failure(what: str, name: str, option: str) -> Iterator[None]:
     model.  A hub id is checked first (`check_hub_model`): seconds, not retries."""
     if is_hub_id(name):
         check_hub_model(name, option)
+    elif not Path(name).expanduser().exists():  # a path, else transformers calls it a bad id
+        raise ImhiError(f"cannot load {what} {name!r}: no such folder: pass {option} with a "
+                        "local folder or a Hugging Face id you can download")
     try:
         yield
     except (OSError, ValueError) as e:
@@ -209,6 +212,11 @@ def check_safetensors(folder: Path, option: str) -> None:
     fails now, named, rather than as `SafetensorError: header too large` after the model
     began loading."""
     for f in sorted(folder.glob("*.safetensors")):
+        try:  # a file that cannot be opened is not damaged: say which it is
+            open(f, "rb").close()
+        except OSError as e:
+            raise ImhiError(f"{option}: cannot read {f} ({e.strerror or first_line(e)}): "
+                            "check that it is a file you may read") from None
         problem = safetensors_problem(f)
         if problem:
             raise ImhiError(f"{option}: {f} is damaged ({problem}): re-download or "

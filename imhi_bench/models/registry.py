@@ -78,6 +78,13 @@ def model_args(opts: ModelOptions) -> tuple[str, dict]:
     return entry.lm_eval_name, resolve(entry.build_args)(opts)
 
 
+def recorded_args(args: dict) -> dict:
+    """Constructor arguments as a run records them: a base URL's credentials masked."""
+    from imhi_bench.core.urls import mask_url
+
+    return {k: mask_url(v) if k == "base_url" else v for k, v in args.items()}
+
+
 def load_model(mopts: ModelOptions):
     """The lm-eval model object of the backend; loading errors become one line."""
     from imhi_bench.models.loading import damaged_weights_message, is_safetensors_error

@@ -3,16 +3,22 @@ weights or runs code that came with a checkpoint.
 
 * The model (a local folder or a Hugging Face hub id) and, for a PEFT adapter, the adapter
   folder: config and tokenizer load with `AutoConfig` / `AutoTokenizer` and
-  `trust_remote_code=False`; weights must be safetensors unless `--allow-pickle` (pickle
-  files run code when loaded), and every shard an index lists must be there; a config that
+  `trust_remote_code=False`; any pickle-format file (.bin, .pt, .pth, .ckpt, .pkl, ...)
+  needs `--allow-pickle`, even beside safetensors (pickle files run code when loaded, and
+  a decoy .safetensors must not carry a .bin through), every .safetensors must have a
+  readable header, and every shard an index lists must be there; without `--allow-pickle`
+  the worker loads safetensors only (`ModelOptions.safetensors_only`); a config that
   needs code of its own (`auto_map`, or a `model_type` transformers does not ship) is
   refused unless an operator passes `--allow-remote-code`, and such a submission then runs
   only on a worker started with `--trust-remote-code`.
 * The revision is pinned: a hub id resolves to a commit through the hub API (or, with the
   hub unreachable, a full commit already in the local cache); a local folder gets
-  `sha256:<hex>` (`content_hash`), a hash over its config, tokenizer and weight files (the
-  worker checks it again before evaluating, so a folder changed after submitting is not
-  scored under the old submission).
+  `sha256:<hex>` (`content_hash`), a hash over every file the worker may load or run
+  (`pinned_files`: configs, tokenizer files, weights, model code *.py, chat templates in
+  subfolders; not docs, nor the resumable `checkpoint-N/` and TensorBoard `runs/` folders
+  of a training run, which loading a model never reads).  The worker checks it again
+  before evaluating, so a folder changed after submitting (an edited .py included) fails
+  its job with the reason instead of running.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError, first_line
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+# Files torch.load / pickle read, which run code when loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-# Top-level files whose content defines a checkpoint: configs and index files (*.json),
-# tokenizer files and chat templates, weights.  READMEs and other docs are left out.
-_PINNED_SUFFIXES = (".json", ".model", ".jinja", ".tiktoken", ".txt",
-                    ".safetensors", ".bin", ".pt", ".pth", ".gguf")
+# Left out of the pin: what no loader reads (docs, pictures), dot-files (git, the hub
+# client's metadata), and the top-level folders of a training run that loading the model
+# never touches (resumable checkpoints with optimizer state, TensorBoard logs).  Anything
+# else may be read by transformers, PEFT or a model's own code, and is pinned.
+_DOC_SUFFIXES = (".md", ".markdown", ".rst", ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".svg",
+                 ".webp")
+_UNLOADED_DIRS = re.compile(r"checkpoint-\d+|runs")
 
 
 # --------------------------------------------------------------------------- folders
@@ -52,40 +62,61 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def pinned_files(folder: Path) -> list[Path]:
-    """The files a folder's content hash covers (see _PINNED_SUFFIXES)."""
-    return sorted(f for f in folder.iterdir()
-                  if f.is_file() and not f.name.startswith(".")
-                  and f.suffix.lower() in _PINNED_SUFFIXES)
+def pinned_files(folder: Path) -> list[str]:
+    """The files a folder's content hash covers, as sorted paths relative to `folder`
+    (POSIX): every file in it and its subfolders but those `_DOC_SUFFIXES`,
+    `_UNLOADED_DIRS` and dot-names leave out.  Linked folders are followed, once."""
+    folder = Path(folder)
+    out: list[str] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        here = Path(dirpath)
+        real = os.path.realpath(here)
+        if real in seen:  # a link loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        top = here == folder
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and not (top and _UNLOADED_DIRS.fullmatch(d)))
+        for name in filenames:
+            if name.startswith(".") or name.lower().endswith(_DOC_SUFFIXES):
+                continue
+            if (here / name).is_file():
+                out.append((here / name).relative_to(folder).as_posix())
+    return sorted(out)
 
 
 def content_hash(folder: str | os.PathLike) -> str:
-    """`sha256:<hex>` over the names and contents of the pinned files of `folder`."""
+    """`sha256:<hex>` over the names and contents of the pinned files of `folder` (a folder
+    of top-level configs, tokenizer and weights hashes as it did before code was pinned)."""
     from imhi_bench.core.fileio import sha256_file
 
     folder = Path(folder)
     h = hashlib.sha256()
-    for f in pinned_files(folder):
-        h.update(f"{f.name}\0{sha256_file(f)}\n".encode())
+    for rel in pinned_files(folder):
+        h.update(f"{rel}\0{sha256_file(folder / rel)}\n".encode())
     return "sha256:" + h.hexdigest()
 
 
 def _weights(names: list[str], what: str, allow_pickle: bool) -> None:
-    """Refuse checkpoints without weights, or with pickle weights only (unless allowed)."""
+    """Refuse checkpoints without weights, or with any pickle file (unless allowed: a
+    decoy .safetensors beside a .bin must not carry the .bin through)."""
     from imhi_bench.models.identity import WEIGHT_SUFFIXES
 
-    weights = [n for n in names if n.lower().endswith(WEIGHT_SUFFIXES)]
-    if any(n.lower().endswith(".safetensors") for n in weights):
-        return
-    pickles = [n for n in weights if n.lower().endswith(PICKLE_SUFFIXES)]
-    if pickles:
-        if allow_pickle:
-            return
+    pickles = sorted(n for n in names if n.lower().endswith(PICKLE_SUFFIXES))
+    if pickles and not allow_pickle:
+        has_st = any(n.lower().endswith(".safetensors") for n in names)
+        fix = ("delete them (the folder has safetensors weights) or convert them to "
+               "safetensors" if has_st else "convert them to safetensors (save_pretrained(..., "
+               "safe_serialization=True))")
         raise ImhiError(
-            f"{what} has pickle weights only ({', '.join(sorted(pickles)[:3])}), which can run "
-            "code when loaded: convert them to safetensors (save_pretrained(..., "
-            "safe_serialization=True)), or pass --allow-pickle if you trust them"
+            f"{what} has pickle files ({', '.join(pickles[:3])}), which can run code when "
+            f"loaded: {fix}, or pass --allow-pickle if you trust them"
         )
+    weights = [n for n in names if n.lower().endswith(WEIGHT_SUFFIXES)]
+    if pickles or any(n.lower().endswith(".safetensors") for n in weights):
+        return
     if weights:  # .gguf
         raise ImhiError(f"{what} has GGUF weights only ({weights[0]}): submit the transformers "
                         "checkpoint (safetensors) instead")
@@ -101,6 +132,19 @@ def _missing_shards(folder: Path) -> None:
         if missing:
             raise ImhiError(f"{folder} lacks {missing[0]}, a weight shard listed in "
                             f"{index.name}: copy every shard into the folder")
+
+
+def _check_safetensors(folder: Path, files: list[str], what: str) -> None:
+    """Every .safetensors file has a readable header: a 0-byte or unparseable one is
+    refused now, not by the worker after the queue wait."""
+    from imhi_bench.models.loading import safetensors_problem
+
+    for rel in files:
+        if rel.lower().endswith(".safetensors"):
+            problem = safetensors_problem(folder / rel)
+            if problem:
+                raise ImhiError(f"{what}: {rel} is not a usable safetensors file ({problem}): "
+                                "re-save the model with save_pretrained and submit again")
 
 
 def safetensors_params(files: list[Path]) -> int | None:
@@ -201,14 +245,15 @@ def _check_folder(folder: Path, what: str, *, allow_pickle: bool, allow_remote_c
     tok_config = _read_json(tok_path, f"{what}: tokenizer_config.json") \
         if tok_path.is_file() else None
     files = pinned_files(folder)
-    _weights([f.name for f in files], what, allow_pickle)
+    _weights(files, what, allow_pickle)
+    _check_safetensors(folder, files, what)
     _missing_shards(folder)
     reason = remote_code_reason(config, tok_config)
     _refuse_remote_code(reason, what, allow_remote_code)
     if reason is None:  # with remote code, loading would run it: only the JSON is read
         load_config_and_tokenizer(str(folder), None, what)
     return Checked(model or str(folder), revision or content_hash(folder), model is None,
-                   config, reason, safetensors_params(files))
+                   config, reason, safetensors_params([folder / f for f in files]))
 
 
 def _refuse_remote_code(reason: str | None, what: str, allowed: bool) -> None:
@@ -337,5 +382,7 @@ def check_adapter(path: str, *, allow_pickle: bool = False) -> tuple[Path, str, 
     if not cfg.get("peft_type"):
         raise ImhiError(f"{what}: adapter_config.json has no peft_type, so PEFT cannot load "
                         "it: regenerate it with save_pretrained")
-    _weights([f.name for f in pinned_files(folder)], what, allow_pickle)
+    files = pinned_files(folder)
+    _weights(files, what, allow_pickle)
+    _check_safetensors(folder, files, what)
     return folder, content_hash(folder), cfg

@@ -232,6 +232,9 @@ def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
         revision=None if local else sub["revision"], dtype=PRECISIONS[sub["precision"]],
         batch_size=str(opts.batch_size), device=opts.device,
         trust_remote_code=bool(opts.trust_remote_code and sub["needs_remote_code"]),
+        # queued without --allow-pickle: a pickle file is never loaded, whatever the folder
+        # (or hub commit) holds
+        safetensors_only=not sub["allow_pickle"],
     )
     return EvalOptions(
         model=model, tasks=opts.tasks, limit=opts.limit, max_new_tokens=opts.max_new_tokens,

@@ -17,7 +17,6 @@ Flow of `run_eval`:
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import tempfile
 import time
@@ -27,10 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.protocol import GOLD_MAX
+from imhi_bench.core.urls import mask_url
 from imhi_bench.models.options import ModelOptions
 from imhi_bench.models.registry import load_model  # here, so a test can stand one in
-from imhi_bench.runs.folder import folder_name
+from imhi_bench.runs.folder import default_run_dir, stamped
 from imhi_bench.runs.selection import TaskSelection, select_tasks
+from imhi_bench.runs.settings import fewshot_seed, generation_limits, use_chat_template
 
 
 @dataclass
@@ -38,12 +40,14 @@ class EvalOptions:
     model: ModelOptions
     tasks: str | None = None  # comma list of groups, tasks or set names; None: by backend
     limit: int | None = None
-    max_new_tokens: int | None = None  # None: the tasks' 256
-    chat_template: bool | None = None  # None: use the tokenizer's template if it has one
+    max_new_tokens: int | None = None  # None: the protocol's gold-max (runs.lengths)
+    # None: the raw query, as IMHI.py sends it, unless the model's training card says it was
+    # trained with its chat template (then it is evaluated the same way, and says so)
+    chat_template: bool | None = None
     system_prompt: str | None = None
     seed: int = 0
     num_fewshot: int = 0  # demonstrations per sample (tasks.fewshot)
-    fewshot_seed: int | None = None  # seed of their draw; None: `seed`
+    fewshot_seed: int | None = None  # seed of their draw; None: lm-eval's default (1234)
     output: str | None = None
     name: str | None = None
     data_dir: str | None = None
@@ -71,8 +75,7 @@ def default_name(opts: EvalOptions) -> str:
     base = Path(opts.model.model.rstrip("/")).name or "model"
     if opts.model.adapter:
         base += "+" + Path(opts.model.adapter.rstrip("/")).name
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return folder_name(f"{base}-{opts.model.backend}-{stamp}")
+    return stamped(f"{base}-{opts.model.backend}")
 
 
 def check_counts(limit: int | None, max_new_tokens: int | None, bootstrap: int) -> None:
@@ -154,28 +157,8 @@ def _quiet_libraries():
             transformers.logging.set_verbosity(tv)
 
 
-def _use_chat_template(opts: EvalOptions, lm) -> bool:
-    backend = opts.model.backend
-    if backend == "openai-chat":
-        if opts.chat_template is False:
-            raise ImhiError("--no-chat-template does not apply to openai-chat, which sends "
-                            "messages: use --backend openai-completions for plain prompts")
-        return True
-    if backend == "openai-completions":
-        if opts.chat_template:
-            raise ImhiError("openai-completions sends plain prompts: use --backend "
-                            "openai-chat to send messages")
-        return False
-    from imhi_bench.models.prompts import has_chat_template
-
-    has = has_chat_template(getattr(lm, "tokenizer", None))
-    if opts.chat_template and not has:
-        raise ImhiError(f"--chat-template: {opts.model.model} has no chat template in its "
-                        "tokenizer config; drop the flag to send the prompts as they are")
-    return has if opts.chat_template is None else bool(opts.chat_template)
-
-
-def _evaluate(lm, loaded: dict, opts: EvalOptions, apply_chat: bool) -> dict:
+def _evaluate(lm, loaded: dict, opts: EvalOptions, apply_chat: bool,
+              max_new: dict[str, int]) -> dict:
     """What lm_eval.simple_evaluate does for generate-only tasks, minus its collection of
     environment details (a second of subprocesses) and hub lookups."""
     import random
@@ -187,21 +170,16 @@ def _evaluate(lm, loaded: dict, opts: EvalOptions, apply_chat: bool) -> dict:
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     set_torch_seed(opts.seed)
-    for task in loaded["tasks"].values():
-        if opts.max_new_tokens:
-            task.set_config(key="generation_kwargs",
-                            value={"max_gen_toks": int(opts.max_new_tokens)}, update=True)
+    for name, task in loaded["tasks"].items():
+        task.set_config(key="generation_kwargs", value={"max_gen_toks": max_new[name]},
+                        update=True)
         task.set_config(key="num_fewshot", value=opts.num_fewshot)
-        task.set_fewshot_seed(seed=_fewshot_seed(opts))
+        task.set_fewshot_seed(seed=fewshot_seed(opts))
     return evaluate(
         lm=lm, task_dict=loaded, limit=opts.limit, bootstrap_iters=0, log_samples=True,
         system_instruction=opts.system_prompt, apply_chat_template=apply_chat,
         fewshot_as_multiturn=False,
     )
-
-
-def _fewshot_seed(opts: EvalOptions) -> int:
-    return opts.seed if opts.fewshot_seed is None else opts.fewshot_seed
 
 
 def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | None = None
@@ -212,8 +190,9 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     starts."""
     from imhi_bench.benchmark.data import resolve_data_dir
     from imhi_bench.models import options as model_options
+    from imhi_bench.models.generation_cache import check_cache_dir
     from imhi_bench.models.identity import model_identity
-    from imhi_bench.models.registry import model_args
+    from imhi_bench.models.registry import model_args, recorded_args
     from imhi_bench.runs.folder import check_output, write_run_folder
     from imhi_bench.tasks.fewshot import fewshot_plan
 
@@ -224,15 +203,17 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
     opts.model.seed = opts.seed
     model_options.check(opts.model)
     name = opts.name or default_name(opts)
-    run_dir = Path(opts.output or Path("runs") / folder_name(name)).expanduser().resolve()
+    run_dir = Path(opts.output or default_run_dir(name)).expanduser().resolve()
     check_output(run_dir)  # and that it can be written
     data_dir = resolve_data_dir(opts.data_dir).resolve()
     check_data_files(selection, data_dir)
     fewshot, fewshot_notes = fewshot_plan(selection.tasks, opts.num_fewshot,
-                                          _fewshot_seed(opts), data_dir)
+                                          fewshot_seed(opts), data_dir)
     # the network last: a hub id must be downloadable, BERTScore's model too
     model_options.check_download(opts.model)
     check_quality_models(opts.quality)
+    if opts.use_cache:  # opened only once the model has loaded: check its folder now
+        check_cache_dir(opts.cache_dir)
     if preflight is not None:
         preflight()
     for note in selection.notes + fewshot_notes:
@@ -266,11 +247,12 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
             cache_path = cache_root / FILE_NAME
             cache = GenerationCache(cache_path, model_identity(opts.model))
             model = cached_lm(lm, cache)
-        apply_chat = _use_chat_template(opts, lm)
+        apply_chat = use_chat_template(opts, lm, log)
         loaded = tm.load(selection.specs)
         doc_counts = {name: len(t.eval_docs) for name, t in loaded["tasks"].items()}
+        max_new = generation_limits(opts, lm, list(loaded["tasks"]), data_dir, log)
         try:
-            results = _evaluate(model, loaded, opts, apply_chat)
+            results = _evaluate(model, loaded, opts, apply_chat, max_new)
         finally:
             if cache is not None:
                 cache.close()
@@ -280,17 +262,22 @@ def run_eval(opts: EvalOptions, log=print, preflight: Callable[[], object] | Non
         raise ImhiError("this process is not rank 0 of the run: results are written by rank 0")
     model_name, args = model_args(opts.model)
     results["config"] = {  # as lm_eval.simple_evaluate records it
-        "model": model_name, "model_args": args, "batch_size": opts.model.batch_size,
+        "model": model_name, "model_args": recorded_args(args), "batch_size": opts.model.batch_size,
         "batch_sizes": getattr(lm, "batch_sizes_used", []), "limit": opts.limit,
         "bootstrap_iters": 0, "gen_kwargs": {"max_gen_toks": opts.max_new_tokens},
         "random_seed": opts.seed, "numpy_seed": opts.seed, "torch_seed": opts.seed,
-        "fewshot_seed": _fewshot_seed(opts), "num_fewshot": opts.num_fewshot,
+        "fewshot_seed": fewshot_seed(opts), "num_fewshot": opts.num_fewshot,
         "apply_chat_template": apply_chat,
         "system_instruction": opts.system_prompt,
     }
     results["date"] = time.time()
     run = _finish(results, selection, opts, name, run_dir, data_dir, apply_chat, doc_counts,
                   fewshot=fewshot, fewshot_notes=fewshot_notes)
+    data_state = run.report["provenance"]["protocol"]["data"]
+    if data_state.startswith("modified"):
+        log(f"The data files of {data_state.removeprefix('modified: ')} differ from the "
+            "release: this run is a protocol of its own and is never ranked with runs on the "
+            "released files (`imhi-bench data check` says which file differs).")
     n_requests = sum(len(v) for v in run.samples.values())
     run.reused = cache.hits if cache else 0
     run.generated = n_requests - run.reused
@@ -375,14 +362,17 @@ def _finish(results: dict, selection: TaskSelection, opts: EvalOptions, name: st
         "model_config_sha256": model_config_sha256(m),
         "adapter_config_sha256": adapter_config_sha256(m),
         "dtype": None if api else m.dtype,
-        "base_url": m.base_url,
+        "base_url": mask_url(m.base_url),
         # score_run fills these in; named here so the keys keep their place in the JSON
         "seed": None,
         "limit": opts.limit,
         "bootstrap": None,
         "quality": None,
         "generation": {
-            **gen_cfg,
+            # max_gen_toks differs per task under gold-max: each task's is in "tasks"
+            **{k: v for k, v in gen_cfg.items() if k != "max_gen_toks"},
+            # the protocol's limit: gold-max (per task in "tasks") or --max-new-tokens
+            "max_new_tokens": opts.max_new_tokens or GOLD_MAX,
             "chat_template": apply_chat,
             "system_prompt": opts.system_prompt,
             "batch_size": m.batch_size,

@@ -11,7 +11,9 @@ A run folder (`write_run_folder`):
                              included
 
 It is assembled beside the target and renamed into place at the end, so a failed run leaves
-no partial results; an earlier run folder at the target is replaced.
+no partial results; an earlier run folder at the target is replaced, unless a run recorded
+in the store points to it (`imhi_recorded.json`, written by `mark_recorded` in the
+recording transaction): that folder is never replaced.
 
 Reading (`load_predictions`): a folder in MentaLLaMA `IMHI.py` output format, one
 `<SET>.csv` per set with columns `goldens` and `generated_text` (other columns, e.g.
@@ -25,6 +27,7 @@ the IMHI task name in the file name.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import re
@@ -40,11 +43,14 @@ from imhi_bench.core.fileio import (
     atomic_write_json,
     atomic_write_text,
     check_creatable,
+    make_shared,
     sha256_file,
+    swap_in,
     without_nan,
 )
 
 RESULTS_FILE = "imhi_results.json"
+RECORDED_FILE = "imhi_recorded.json"  # the store's runs that point to this folder
 LM_EVAL_RESULTS_FILE = "lm_eval_results.json"
 SAMPLES_PREFIX = "samples_"
 SAMPLES_GLOB = f"{SAMPLES_PREFIX}*.jsonl"
@@ -61,14 +67,61 @@ def samples_file(task: str) -> str:
 # Writing
 # --------------------------------------------------------------------------------------
 
+def recorded_runs(path: Path) -> list[int]:
+    """The ids of the store's runs that point to run folder `path` (its RECORDED_FILE)."""
+    marker = path / RECORDED_FILE
+    if not marker.exists():
+        return []
+    try:
+        marked = json.loads(marker.read_text("utf-8"))
+        ids = [r for r in marked["runs"] if isinstance(r, int) and r > 0]
+    except (OSError, ValueError, TypeError, KeyError):
+        ids = []
+    return ids or [-1]  # a marker that does not read still says "recorded"
+
+
 def check_output(path: Path) -> None:
-    """A run may replace an earlier run folder, never a folder holding anything else, and
-    its folder can be made (`core.fileio.check_creatable`): checked before any work starts."""
+    """A run may replace an earlier run folder that no recorded run points to, never a
+    recorded run's folder (its samples are the store's evidence) nor a folder holding
+    anything else, and its folder can be made (`core.fileio.check_creatable`): checked
+    before any work starts, and again just before the new folder is put in place."""
     if path.exists() and (not path.is_dir() or (any(path.iterdir())
                                                 and not (path / RESULTS_FILE).is_file())):
         raise ImhiError(f"--output {path} exists and is not an imhi-bench run folder: pass a "
                         "new folder (a previous run folder is replaced)")
+    runs = recorded_runs(path) if path.is_dir() else []
+    if runs:
+        which = f"run {runs[0]}" if runs[0] > 0 else "a run"
+        raise ImhiError(f"--output {path} is the folder of {which} recorded in the results "
+                        "store, which is never replaced: pass a new folder")
     check_creatable(path, "--output")
+
+
+def mark_recorded(path: Path, run_id: int) -> None:
+    """Note in run folder `path` that store run `run_id` points to it (`check_output` then
+    refuses to replace it).  A folder that is not a run folder is left alone."""
+    if not (path / RESULTS_FILE).is_file():
+        return
+    runs = [r for r in recorded_runs(path) if r > 0]
+    atomic_write_json(path / RECORDED_FILE, {"runs": [*runs, run_id]})
+    make_shared(path / RECORDED_FILE)
+
+
+def stamped(base: str) -> str:
+    """`base` plus the UTC time, as one folder name (`folder_name`)."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return folder_name(f"{base}-{stamp}")
+
+
+def default_run_dir(name: str, root: str | os.PathLike = "runs") -> Path:
+    """runs/<name> for a run given no --output: a folder of its own, never an earlier
+    run's (`-2`, `-3`... when the name is taken)."""
+    base = Path(root) / folder_name(name)
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def folder_name(name: str) -> str:
@@ -121,27 +174,17 @@ def write_run_folder(dest: Path, *, lm_eval_results: dict | None, records: dict[
                            + "\n" for r in recs)
             atomic_write_text(staging / samples_file(task), text)
         atomic_write_json(staging / RESULTS_FILE, report)
-        # mkdtemp/mkstemp create owner-only entries; a run folder is meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        for f in staging.iterdir():
-            f.chmod(0o666 & ~umask)
-        staging.chmod(0o777 & ~umask)
-        _publish(staging, dest)
+        make_shared(staging)
+        check_output(dest)  # again: a run may have been recorded there meanwhile
+        swap_in(staging, dest)
+    except OSError as e:  # a full disk, a quota: one line, and no half-written folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ImhiError(f"cannot write the run folder {dest} ({e.strerror or first_line(e)}): "
+                        "free space there, or pass --output on another disk; nothing was "
+                        "recorded, and cached generations are reused by a re-run") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _publish(staging: Path, dest: Path) -> None:
-    """Move the finished folder into place; an earlier run folder there is replaced."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        dest.rename(old)
-    staging.rename(dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -37,7 +37,26 @@ def read_predictions(path: str | os.PathLike,
             "predictions_sha256": pf.sha256,
             **identify_file(name, [r.gold for r in pf.rows], data_dir),
         }, where=pf.path.name)
-    return Predictions(inputs, {"source": "score", "predictions": str(Path(path).resolve())})
+    return Predictions(inputs, {"source": "score", "predictions": str(Path(path).resolve()),
+                                **_prompt_provenance(path)})
+
+
+# What a run folder's own results say about how its generations were made: re-scoring keeps
+# the prompt and decoding of its protocol (only the reader and metrics are re-done).
+_CARRIED = ("generation", "fewshot", "tasks")
+
+
+def _prompt_provenance(path: str | os.PathLike) -> dict:
+    import json
+
+    from imhi_bench.runs.folder import RESULTS_FILE
+
+    file = Path(path) / RESULTS_FILE
+    try:
+        prov = json.loads(file.read_text("utf-8")).get("provenance") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: prov[k] for k in _CARRIED if isinstance(prov, dict) and prov.get(k)}
 
 
 def score_predictions(

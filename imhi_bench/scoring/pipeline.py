@@ -35,6 +35,7 @@ from imhi_bench.scoring.labeler.explicit import CLASSIFIER, RULES, read_labels
 from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.scoring.labels.reader import extract_label
 from imhi_bench.scoring.metrics import mean_over_sets, score_set
+from imhi_bench.scoring.protocol import protocol_json, run_protocol
 from imhi_bench.scoring.provenance import base_provenance
 from imhi_bench.scoring.quality.table import METRICS
 from imhi_bench.scoring.resample import set_seed
@@ -219,4 +220,6 @@ def score_run(
         "quality": quality.provenance() if quality is not None else None,
         "sets": {name: inp.provenance for name, inp in inputs.items()},
     }
+    # how the numbers were made, as one comparable object (imhi_bench.core.protocol)
+    prov["protocol"] = protocol_json(run_protocol(prov, labeler=labeler))
     return ScoredRun(make_report(scores, prov), samples)

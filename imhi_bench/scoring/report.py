@@ -46,7 +46,9 @@ def labeler_cell(m: dict) -> str:
 def score_table(report: dict) -> str:
     """Per-set and mean metrics of a score JSON, then the notice."""
     sets = report["sets"]
-    extra = [(k, t) for k, t in _OPTIONAL if any(k in v for v in sets.values())]
+    protocol = (report.get("provenance") or {}).get("protocol") or {}
+    extra = [(k, bart_title(protocol) if k == "bart_score" else t) for k, t in _OPTIONAL
+             if any(k in v for v in sets.values())]
     headers = ["set", "n", "wF1", "95% CI", "acc", "macroF1", "unparseable"]
     headers += [t for _, t in extra] + ["labeler"]
     rows = []
@@ -65,7 +67,26 @@ def score_table(report: dict) -> str:
              mean["unparseable"]]
             + [_fmt(mean.get(k)) for k, _ in extra] + [""]
         )
-    return table(headers, rows) + "\n\n" + NON_CLINICAL_NOTICE
+    return table(headers, rows) + "\n\n" + protocol_line(protocol) + NON_CLINICAL_NOTICE
+
+
+def bart_title(protocol: dict) -> str:
+    """BART-score's column title names its variant: the model, "+ParaBank" when a
+    checkpoint (the paper's bart_score.pth) is loaded on it."""
+    variant = str(protocol.get("bart_score") or "")
+    if not variant:
+        return "BARTScore"
+    model = variant.split(" + ", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return f"BARTScore ({model}{' +ParaBank' if ' + checkpoint' in variant else ''})"
+
+
+def protocol_line(protocol: dict) -> str:
+    """How the numbers above were made, in two lines (empty for a report without one)."""
+    if not protocol.get("id"):
+        return ""
+    return (f"Protocol {protocol['id']} ({protocol.get('name', '?')}): labels read by "
+            f"{protocol.get('label_reader')}; {protocol.get('metrics')}.\n"
+            "Numbers compare only under the same protocol (`imhi-bench protocol show`).\n\n")
 
 
 _COMPARED = (("weighted_f1", "weighted F1"), ("accuracy", "accuracy"), ("macro_f1", "macro F1"))

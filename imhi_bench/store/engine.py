@@ -14,7 +14,7 @@ scratch store to the previous head, then (and review the generated file, bump
 HEAD_REVISION):
     from alembic import command
     cfg = alembic_config("sqlite:///scratch.sqlite")
-    command.revision(cfg, "what changed", autogenerate=True, rev_id="0004")
+    command.revision(cfg, "what changed", autogenerate=True, rev_id="0005")
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.sqlite_wal import enable_wal
+from imhi_bench.core.urls import mask_url
 
 DB_URL_ENV = "IMHI_DB_URL"
 DB_FILE_NAME = "imhi.sqlite"
 # The newest migration in imhi_bench/store/migrations/versions (a test checks they agree):
 # lets `open_store` see an up-to-date store with one query instead of loading Alembic.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -64,13 +65,9 @@ def resolve_db_url(url: str | None = None) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL with any password masked, for messages (one SQLAlchemy cannot parse too)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        import re
-
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    """The URL with any password (or key in its query string) masked, for messages: the
+    one masking of every URL shown (`core.urls.mask_url`), one SQLAlchemy cannot parse too."""
+    return mask_url(url) or url
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -272,8 +269,27 @@ def check_store(url: str | None = None) -> None:
                             f"{_one_line(e)}: check --db / ${DB_URL_ENV}") from None
         if problems != ["ok"]:
             raise damaged_store_error(url, Exception(problems[0] if problems else "no answer"))
+        _check_writable(engine, url)
     finally:
         engine.dispose()
+
+
+def _check_writable(engine: Engine, url: str) -> None:
+    """A write that is rolled back: a store that opens and reads but cannot be written (a
+    read-only file, mount or URI) fails now, not when the finished run is recorded."""
+    try:
+        with engine.connect().execution_options(imhi_write=True) as conn:
+            tx = conn.begin()
+            try:
+                conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            finally:
+                tx.rollback()
+    except OperationalError as e:
+        if "locked" in _one_line(e).lower():  # another writer holds it now: busy, writable
+            return
+        raise ImhiError(f"the results store {display_url(url)} cannot be written "
+                        f"({_one_line(e)}): point --db / ${DB_URL_ENV} at a writable store, "
+                        "or pass --no-db") from None
 
 
 StoreTarget = Session | sessionmaker | Engine | str | None

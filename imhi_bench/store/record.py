@@ -193,7 +193,28 @@ def record_run(
         session.execute(insert(SetResult), [{**r, "run_id": run_obj.id} for r in set_rows])
         _insert_prompts(session, prompts)
         _insert_samples(session, run_obj.id, new_samples)
+        _mark_run_folder(run_fields["provenance"], run_obj.id)
         return run_obj.id
+
+
+def _mark_run_folder(provenance, run_id: int) -> None:
+    """Inside the run's transaction: the run folder it points to is marked as recorded
+    (`runs.folder.mark_recorded`), so that no later run replaces it; a mark that cannot be
+    written rolls the run back."""
+    from pathlib import Path
+
+    from imhi_bench.core.errors import ImhiError, first_line
+    from imhi_bench.runs.folder import mark_recorded
+
+    run_dir = provenance.get("run_dir") if isinstance(provenance, Mapping) else None
+    if not isinstance(run_dir, str) or not run_dir:
+        return
+    try:
+        mark_recorded(Path(run_dir), run_id)
+    except OSError as e:
+        raise ImhiError(f"cannot mark the run folder {run_dir} as recorded "
+                        f"({e.strerror or first_line(e)}); nothing was recorded: check that "
+                        "the folder can be written") from None
 
 
 def record_scored(

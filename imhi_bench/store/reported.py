@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from imhi_bench.scoring.protocol import stored_protocol
 from imhi_bench.store.engine import StoreTarget, write_session
 from imhi_bench.store.record import get_or_create_model
 from imhi_bench.store.tables import Run, SetResult
@@ -112,6 +113,9 @@ def _write_reported(session: Session) -> int:
         run.setting = entry["setting"]
         run.status = "finished"
         run.provenance = {"source": reference}
+        # their own protocol (MentalBERT labels, prompts as IMHI.py): never ranked with ours
+        run.protocol = stored_protocol("reported", None)
+        run.protocol_id = run.protocol["id"]
         # The paper scored the full test sets: its rows rank beside complete reproduced runs.
         run.complete, run.coverage = True, None
         session.flush()

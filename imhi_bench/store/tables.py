@@ -103,6 +103,9 @@ class Run(Base):
     # Whether the run scored every sample of every set it claims (`record.run_coverage`,
     # computed when it is recorded): only complete runs are ranked on the leaderboard.
     # NULL = unknown (nothing says how many samples a set has): not ranked either.
+    # how its numbers were made (core.protocol): the short id and the whole protocol
+    protocol_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    protocol: Mapped[dict | None] = mapped_column(JSON)
     complete: Mapped[bool | None] = mapped_column(Boolean)
     coverage: Mapped[str | None] = mapped_column(String(300))  # why partial or unknown
 

@@ -265,12 +265,20 @@ def run_row(run: Mapping, results: Mapping, set_names: list[str]) -> dict:
     mean = results.get("mean")
     if mean is not None and not isinstance(mean, Mapping):
         raise ImhiError('results "mean" must be an object')
+    from imhi_bench.scoring.protocol import stored_protocol
+
+    protocol = stored_protocol("reproduced", dict(provenance) if provenance else None)
+    k = protocol.get("num_fewshot")
+    setting = _text(run.get("setting"), "run setting", 100) or (
+        f"{k}-shot" if isinstance(k, int) and k > 0 else "")
     return {
         "source": "reproduced",
+        "protocol_id": protocol["id"],
+        "protocol": _json_safe(protocol, "protocol"),
         "backend": _text(run.get("backend"), "run backend", 50),
         "tasks": tasks,
         "format": fmt,
-        "setting": _text(run.get("setting"), "run setting", 100) or "",
+        "setting": setting,
         "generation_config": _json_safe(dict(config), "generation_config") if config else None,
         "provenance": _json_safe(dict(provenance), "provenance") if provenance else None,
         "mean": _json_safe(dict(mean), 'results "mean"') if mean else None,

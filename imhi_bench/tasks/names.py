@@ -9,14 +9,9 @@ from __future__ import annotations
 
 from imhi_bench.benchmark.sets import FORMATS, SETS, UNSEEN_SETS, ImhiSet, get_set
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.core.protocol import STOP_STRINGS, TASK_VERSION  # noqa: F401 (re-exported)
 
-TASK_VERSION = 2.0  # 2.0: accuracy in percent, bart_score in every task
-MAX_GEN_TOKS = 256
-# lm-eval's default stop string is "\n\n", which would cut an explanation after its first
-# paragraph (340 released gold responses have more than one).  None of these occurs in any
-# released gold response; they catch a base model that goes on to write the next prompt.
-# Four at most: the OpenAI API accepts no more.
-STOP_STRINGS: tuple[str, ...] = ("\n\n\n", "\nConsider this post:", "\nPost:", "\nQuestion:")
+MAX_GEN_TOKS = 256  # plain lm_eval's limit; `imhi-bench eval` sets the protocol's per set
 
 # Format -> task-name prefix.
 PREFIX: dict[str, str] = {

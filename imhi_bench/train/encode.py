@@ -73,6 +73,8 @@ def _fit(tokenizer, ex: Example, prompt: list[int], budget: int,
 def encode_examples(tokenizer, examples: Sequence[Example], style: PromptStyle,
                     max_length: int) -> Encoded:
     """Token ids and labels of `examples` (see the module docstring)."""
+    if not examples:  # tokenizers take an empty batch for a malformed input
+        return Encoded([])
     prompts = _prompt_ids(tokenizer, [e.query for e in examples], style)
     responses = _response_ids(tokenizer, [e.response for e in examples], style.causal)
     out = Encoded([])

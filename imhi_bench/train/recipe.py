@@ -87,9 +87,10 @@ class Recipe:
     flash-attention, else group_by_length)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass to save memory."""
-    chat_template: str = "auto"
-    """Wrap the prompt in the tokenizer's chat template: auto (when the tokenizer has one,
-    as `imhi-bench eval` does), true or false.  Train and eval must agree."""
+    chat_template: str = "false"
+    """Wrap the prompt in the tokenizer's chat template: false (the raw query, as
+    `imhi-bench eval` and the paper's IMHI.py send it), true, or auto (when the tokenizer
+    has one).  The training card records what was used; eval of the checkpoint follows it."""
     system_prompt: str | None = None
     """System message before each prompt (as `imhi-bench eval --system-prompt`)."""
     seed: int = 42

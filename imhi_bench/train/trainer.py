@@ -16,16 +16,28 @@ state included), TensorBoard logs under `runs/`, and the training card.
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.core.fileio import atomic_write_json, atomic_write_text
 from imhi_bench.models.card import CARD_FILE
+from imhi_bench.train.checks import (
+    check_recipe,
+    is_seq2seq,
+    resolve_attention,
+    resolve_batching,
+    resolve_precision,
+    train_device,
+)
+from imhi_bench.train.outdir import (
+    RECIPE_FILE,
+    check_output_dir,
+    check_resume,
+    output_lock,
+    training_folder,
+)
 from imhi_bench.train.recipe import Recipe
-
-RECIPE_FILE = "train_recipe.yaml"  # also marks a folder as an imhi-bench training output
 
 
 @dataclass
@@ -34,90 +46,6 @@ class TrainResult:
     global_step: int
     metrics: dict
     card: dict
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def check_output_dir(path: Path, *, resume: bool, overwrite: bool) -> None:
-    """An output folder is new or empty, or resumed (`--resume`), or replaced
-    (`--overwrite`, only when an earlier training run wrote it)."""
-    if resume and overwrite:
-        raise ImhiError("--resume and --overwrite exclude each other: keep one")
-    if path.exists() and not path.is_dir():
-        raise ImhiError(f"output_dir {path} is a file: pass a folder")
-    if not path.is_dir() or not any(path.iterdir()) or resume:
-        return
-    if not overwrite:
-        raise ImhiError(f"output_dir {path} is not empty: pass --resume to continue its run, "
-                        "--overwrite to replace it, or another output_dir")
-    if not (path / RECIPE_FILE).is_file():
-        raise ImhiError(f"output_dir {path} holds files imhi-bench train did not write (no "
-                        f"{RECIPE_FILE}): --overwrite only replaces a training run; pass "
-                        "another output_dir")
-
-
-def _device() -> str:
-    from imhi_bench.models.device import default_device
-
-    return default_device()
-
-
-def resolve_attention(recipe: Recipe, device: str) -> str:
-    from imhi_bench.models.device import flash_attention_available
-
-    if recipe.attn_implementation == "auto":
-        return "flash_attention_2" if flash_attention_available() else "sdpa"
-    if recipe.attn_implementation == "flash_attention_2" and not flash_attention_available():
-        raise ImhiError("attn_implementation=flash_attention_2 needs flash-attn on a CUDA GPU: "
-                        "pip install 'imhi-bench[flash]' there, or use attn_implementation=sdpa")
-    return recipe.attn_implementation
-
-
-def resolve_batching(recipe: Recipe, attention: str, causal: bool) -> str:
-    if recipe.batching == "auto":
-        return "padding_free" if causal and attention == "flash_attention_2" else "group_by_length"
-    if recipe.batching == "padding_free":
-        if not causal:
-            raise ImhiError("batching=padding_free is for causal LMs: use group_by_length for "
-                            "BART/T5")
-        if attention != "flash_attention_2":
-            raise ImhiError("batching=padding_free needs flash-attention (sequences share one "
-                            "row): use batching=group_by_length, or install flash-attn on a GPU")
-    return recipe.batching
-
-
-def resolve_precision(recipe: Recipe, device: str) -> str:
-    """bf16/fp16 train on a GPU; a CPU trains in fp32 (its half-precision kernels are slow
-    and fp16 has no CPU scaler)."""
-    if device != "cuda":
-        return "fp32"
-    if recipe.precision == "auto":
-        import torch
-
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return recipe.precision
-
-
-def check_recipe(recipe: Recipe, device: str) -> None:
-    """What can be checked before data or models load."""
-    from importlib.util import find_spec
-
-    from imhi_bench.models.options import local_model_dir
-
-    try:
-        local_model_dir(recipe.model)  # a path that is not a model folder fails now
-    except ImhiError as e:  # its message names eval's option; a recipe says model=
-        raise ImhiError(str(e).replace("--model ", "model=")) from None
-    if recipe.finetuning == "qlora":
-        if device != "cuda" or find_spec("bitsandbytes") is None:
-            raise ImhiError("finetuning=qlora loads the base in 4 bits with bitsandbytes on a "
-                            "CUDA GPU: use finetuning=lora (or full) here")
-    if recipe.finetuning in ("lora", "qlora") and find_spec("peft") is None:
-        raise ImhiError("finetuning=lora needs peft: pip install 'imhi-bench[train]'")
-    if "tensorboard" in recipe.report_to and find_spec("tensorboard") is None:
-        raise ImhiError("report_to=tensorboard needs tensorboard: pip install "
-                        "'imhi-bench[train]', or set report_to=none")
 
 
 # --------------------------------------------------------------------------- loading
@@ -134,18 +62,6 @@ def load_tokenizer(recipe: Recipe):
     if tok.pad_token is None:  # padding is masked by position, so EOS may double as pad
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     return tok
-
-
-def is_seq2seq(recipe: Recipe) -> bool:
-    if recipe.architecture != "auto":
-        return recipe.architecture == "seq2seq"
-    from transformers import AutoConfig
-
-    from imhi_bench.models.loading import explain_load_failure
-
-    with explain_load_failure("model", recipe.model, "model="):
-        cfg = AutoConfig.from_pretrained(recipe.model, trust_remote_code=recipe.trust_remote_code)
-    return bool(getattr(cfg, "is_encoder_decoder", False))
 
 
 def use_chat(recipe: Recipe, tokenizer, seq2seq: bool) -> bool:
@@ -201,6 +117,19 @@ def lora_config(recipe: Recipe, seq2seq: bool):
 # --------------------------------------------------------------------------- training
 
 
+def checkpointing_args(on: bool) -> dict:
+    """Gradient checkpointing in the installed transformers' words: newer releases (5.2x)
+    call it activation checkpointing and warn on the old names, which 5.19 (the GPU set's,
+    constraints/gpu.txt) alone knows."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    word = "activation" if "activation_checkpointing" in fields else "gradient"
+    return {f"{word}_checkpointing": on, f"{word}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
 def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: bool,
                   seq2seq: bool, out: Path):
     """The trainer's arguments, one dict for both trainers (SFTConfig adds its own keys)."""
@@ -221,8 +150,7 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         max_steps=recipe.max_steps,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=recipe.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing_args(recipe.gradient_checkpointing),
         eval_strategy="steps" if evaluate else "no",
         eval_steps=recipe.eval_steps if evaluate else None,
         save_strategy="steps",
@@ -235,7 +163,7 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         data_seed=recipe.seed,
         train_sampling_strategy="group_by_length" if batching == "group_by_length" else "random",
         dataloader_num_workers=0,
-        dataloader_pin_memory=_device() == "cuda",
+        dataloader_pin_memory=train_device() == "cuda",
     )
     if seq2seq:
         from transformers import Seq2SeqTrainingArguments
@@ -243,9 +171,8 @@ def training_args(recipe: Recipe, *, precision: str, batching: str, has_val: boo
         return Seq2SeqTrainingArguments(**common)
     from trl import SFTConfig
 
-    # TRL keeps its own (older) name for the switch, defaulting to on: set it alike
-    return SFTConfig(**common, gradient_checkpointing=recipe.gradient_checkpointing,
-                     max_length=recipe.max_length,
+    # the switch above also overrides SFTConfig's own default (on)
+    return SFTConfig(**common, max_length=recipe.max_length,
                      padding_free=batching == "padding_free", completion_only_loss=None)
 
 
@@ -264,17 +191,18 @@ def last_checkpoint(out: Path) -> str | None:
 
 def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = False,
                  log=print) -> TrainResult:
-    """Check, load, train, save, and write the card (see the module docstring)."""
-    import yaml
-
-    from imhi_bench.scoring.provenance import base_provenance
+    """Check everything that needs no model, then load, train, save, and write the card
+    (see the module docstring and `train.outdir` for what the output folder gets when)."""
     from imhi_bench.train.data import load_train_data
     from imhi_bench.train.encode import PromptStyle, encode_examples
 
     out = Path(recipe.output_dir).expanduser().resolve()
     check_output_dir(out, resume=resume, overwrite=overwrite)
-    device = _device()
+    device = train_device()
     check_recipe(recipe, device)
+    seq2seq = is_seq2seq(recipe)
+    if resume:
+        check_resume(out, recipe.to_dict(), _same_model)
     data = load_train_data(recipe.sets, recipe.format, data_dir=recipe.data_dir,
                            max_train=recipe.max_train, max_val=recipe.max_val, seed=recipe.seed)
     for note in data.notes:
@@ -283,8 +211,10 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
                if c.get("train_dropped_in_test")}
     log(f"training rows: {len(data.train)} from {', '.join(data.counts)}; validation rows: "
         f"{len(data.val)}" + (f"; dropped (also in a test set): {dropped}" if dropped else ""))
+    if not data.val:
+        log("no validation rows (none released for these sets, or all are test posts): "
+            "training without validation; eval_steps and f1_steps do not apply")
 
-    seq2seq = is_seq2seq(recipe)
     attention = resolve_attention(recipe, device)
     batching = resolve_batching(recipe, attention, causal=not seq2seq)
     precision = resolve_precision(recipe, device)
@@ -299,19 +229,49 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
         raise ImhiError(f"no training row fits max_length={recipe.max_length}: raise it")
     log(f"posts shortened to fit max_length {recipe.max_length}: {train_enc.truncated}; rows "
         f"dropped (response alone too long): {train_enc.dropped}")
+    with output_lock(out):
+        # under the lock: what another run may have done since the first look
+        check_output_dir(out, resume=resume, overwrite=overwrite)
+        with training_folder(out, overwrite=overwrite,
+                             has_checkpoint=lambda d: last_checkpoint(d) is not None) as work:
+            return _train(recipe, data, tokenizer, style, train_enc, val_enc, out=out,
+                          work=work, resume=resume, seq2seq=seq2seq, precision=precision,
+                          attention=attention, batching=batching, log=log)
 
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RECIPE_FILE, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+def _same_model(a: str, b: str) -> bool:
+    """Two `model` values name the same model: equal, or the same folder."""
+    from imhi_bench.models.options import local_model_dir
+
+    if a == b:
+        return True
+    try:
+        folder = local_model_dir(a)
+        return folder is not None and folder == local_model_dir(b)
+    except ImhiError:
+        return False
+
+
+def _train(recipe: Recipe, data, tokenizer, style, train_enc, val_enc, *, out: Path,
+           work: Path, resume: bool, seq2seq: bool, precision: str, attention: str,
+           batching: str, log) -> TrainResult:
+    """Load the model, train into `work`, save, and write the recipe and card (`out` is
+    where the folder ends up: `work` is its sibling under --overwrite)."""
+    import yaml
+
+    from imhi_bench.scoring.provenance import base_provenance
+
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    checkpoint = last_checkpoint(out) if resume else None
+    checkpoint = last_checkpoint(work) if resume else None
     if resume:
         log(f"resuming from {checkpoint}" if checkpoint else "nothing to resume: starting anew")
 
     trainer = build_trainer(recipe, tokenizer, train_enc.rows, val_enc.rows, seq2seq=seq2seq,
                             precision=precision, attention=attention, batching=batching,
-                            style=style, val_examples=data.val, out=out, log=log)
+                            style=style, val_examples=data.val, out=work, log=log)
+    recipe_text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+    if not (work / RECIPE_FILE).is_file():  # the model loaded: mark the folder as a run's
+        atomic_write_text(work / RECIPE_FILE, recipe_text)
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint)
     except (ValueError, RuntimeError, OSError) as e:
@@ -326,13 +286,13 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     # the saved config must let eval generate with its KV cache
     trainer.model.config.use_cache = True
-    trainer.save_model(str(out))
+    trainer.save_model(str(work))
     if not trainer.is_world_process_zero():
         return TrainResult(out, trainer.state.global_step, metrics, {})
-    tokenizer.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(work))
     # the pickled TrainingArguments: the recipe file says the same, and the folder stays
     # safetensors-only for `imhi-bench submit`
-    (out / "training_args.bin").unlink(missing_ok=True)
+    (work / "training_args.bin").unlink(missing_ok=True)
     card = {
         **base_provenance(),
         "started": started,
@@ -352,7 +312,9 @@ def run_training(recipe: Recipe, *, resume: bool = False, overwrite: bool = Fals
         "metrics": metrics,
         "f1_history": [h for h in trainer.state.log_history if "eval_weighted_f1" in h],
     }
-    atomic_write_json(out / CARD_FILE, card)
+    atomic_write_json(work / CARD_FILE, card)
+    # last: a resumed run's recipe changes only once the model and card it describes exist
+    atomic_write_text(work / RECIPE_FILE, recipe_text)
     return TrainResult(out, trainer.state.global_step, metrics, card)
 
 

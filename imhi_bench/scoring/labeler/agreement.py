@@ -3,6 +3,11 @@
 Two kinds of text, each with the label it states known:
 * the released gold explanations of a set's test file with their label sentence removed
   ("Reasoning: ..."), stating their gold class (how `test_labels` measures the rules);
+* the same explanations after an option list of the set's classes that chooses none
+  ("A. Work B. Family issues ...", the stated class never first), a shape models write: the
+  list is not a claim, so every reader should read these as the plain explanations (the
+  classifier reads them without the list, `labeler_text`; read whole, it leans to the
+  option written first);
 * for DR, ChatGPT's and GPT-3's free-form answers in `human_evaluation/DR_annotation`,
   stating the annotated label (in `chatgpt_false_data`, ChatGPT's wrong answers, its
   opposite).
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imhi_bench.benchmark.data import read_csv, resolve_data_dir, test_file
-from imhi_bench.benchmark.sets import GOLD_COLUMN, QUERY_COLUMN, get_set
+from imhi_bench.benchmark.sets import GOLD_COLUMN, QUERY_COLUMN, SETS, get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.scoring.labeler.explicit import read_labels
 from imhi_bench.scoring.labels.gold import gold_label
@@ -47,6 +52,21 @@ def label_stripped(set_name: str, data_dir: str | os.PathLike | None = None) -> 
               for i, r in enumerate(rows)]
     texts = ["Reasoning: " + explanation(r[GOLD_COLUMN]) for r in rows]
     return Texts(f"{s.name} label-stripped", s.name, texts, stated)
+
+
+def after_options(texts: Texts) -> Texts:
+    """`texts` each after a written-out list of the set's classes, starting with the class
+    after the one it states (in the set's order), so the first option is never its class."""
+    classes = list(SETS[texts.set].classes)
+
+    def listed(stated: str) -> str:
+        k = classes.index(stated) + 1
+        order = classes[k:] + classes[:k]
+        return " ".join(f"{chr(ord('A') + i)}. {c[0].upper() + c[1:]}"
+                        for i, c in enumerate(order))
+
+    return Texts(f"{texts.name} after an option list", texts.set,
+                 [f"{listed(c)}\n{t}" for t, c in zip(texts.texts, texts.stated)], texts.stated)
 
 
 def dr_annotation(data_dir: str | os.PathLike | None = None) -> list[Texts]:
@@ -102,8 +122,9 @@ def agreement(labeler, sets: Sequence[str] | None = None,
         if name not in labeler.sets:
             raise ImhiError(f"labeler {getattr(labeler, 'root', labeler.name)} has no "
                             f"classifier for {name}")
-        kinds = [label_stripped(name, data_dir)] + (dr_annotation(data_dir) if name == "DR"
-                                                    else [])
+        stripped = label_stripped(name, data_dir)
+        kinds = [stripped, after_options(stripped)] + (dr_annotation(data_dir) if name == "DR"
+                                                       else [])
         for texts in kinds:
             if texts.texts:
                 out[texts.name] = measure(labeler, texts)

@@ -16,6 +16,7 @@ from pathlib import Path
 from imhi_bench.benchmark.sets import SETS, get_set
 from imhi_bench.core.errors import ImhiError, first_line
 from imhi_bench.models.device import default_device
+from imhi_bench.scoring.labels.reader import labeler_text
 
 # The paper's released classifiers: output index -> the paper's class name, per set.  The
 # one place that maps the paper's short names to ours (same index = same class).
@@ -132,15 +133,16 @@ class Labeler:
 
     def predict(self, set_name: str, texts: Sequence[str]) -> list[str]:
         """Our class name for each text, in order: the classifier alone (scoring reads
-        through `explicit.read_labels`, where an explicit answer the rules find decides)."""
+        through `explicit.read_labels`, where an explicit answer the rules find decides).
+        It reads each text as training did (`labeler_text`: no written-out option list)."""
         name = get_set(set_name).name
         if name not in self.folders:
             raise ImhiError(f"labeler {self.root} has no classifier for {name}")
         if not texts:
             return []
         model, tokenizer, classes, limit = self._load(name)
-        ids = predict_ids(model, tokenizer, texts, max_length=limit, batch_size=self.batch_size,
-                          progress=self.progress)
+        ids = predict_ids(model, tokenizer, [labeler_text(name, t) for t in texts],
+                          max_length=limit, batch_size=self.batch_size, progress=self.progress)
         return [classes[i] for i in ids]
 
 

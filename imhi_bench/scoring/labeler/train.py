@@ -32,7 +32,7 @@ from imhi_bench.core.sample import seeded_sample
 from imhi_bench.scoring.labeler.fit import accuracy, fit_classifier, save_classifier
 from imhi_bench.scoring.labeler.load import PREDICT_MAX_LENGTH, Labeler
 from imhi_bench.scoring.labels.gold import gold_label
-from imhi_bench.scoring.labels.reader import explanation
+from imhi_bench.scoring.labels.reader import explanation, labeler_text
 
 # --------------------------------------------------------------------------------------
 # Training data
@@ -79,19 +79,25 @@ def labeler_split(set_name: str, data_dir: str | os.PathLike | None = None) -> S
     )
 
 
-def training_texts(rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Each gold response twice: as released (label sentence first) and explanation only."""
+def training_texts(set_name: str, rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each gold response twice: as released (label sentence first) and explanation only,
+    each as the labeler reads it (`labeler_text`)."""
     out = []
     for response, cls in rows:
-        out.append((response.strip(), cls))
-        out.append((explanation(response), cls))
+        out.append((labeler_text(set_name, response), cls))
+        out.append((labeler_text(set_name, explanation(response)), cls))
     return out
 
 
-def _stripped(rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+def _stripped(set_name: str, rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The rows with each response's label sentence removed: how selection and the held-out
     score read them, since real outputs often state no label sentence."""
-    return [(explanation(t), c) for t, c in rows]
+    return [(labeler_text(set_name, explanation(t)), c) for t, c in rows]
+
+
+def _full(set_name: str, rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The rows as released, as the labeler reads them."""
+    return [(labeler_text(set_name, t), c) for t, c in rows]
 
 
 # --------------------------------------------------------------------------------------
@@ -130,14 +136,14 @@ def train_set(
     (by select accuracy, label sentence removed) loaded."""
     classes = list(SETS[split.set].classes)
     train_rows = seeded_sample(split.train, opts.max_train, opts.seed)
-    examples = training_texts(train_rows)
+    examples = training_texts(split.set, train_rows)
 
     def on_epoch(epoch: int, acc: float) -> None:
         log(f"{split.set}: epoch {epoch}/{opts.epochs} select accuracy "
             f"(label sentence removed) {acc:.2f}%")
 
     model, tokenizer, best_epoch, best_acc = fit_classifier(
-        encoder, classes, examples, _stripped(split.select), epochs=opts.epochs,
+        encoder, classes, examples, _stripped(split.set, split.select), epochs=opts.epochs,
         max_length=opts.max_length, batch_size=opts.batch_size, lr=opts.lr,
         freeze_embeddings=opts.freeze_embeddings, seed=opts.seed, device=opts.device,
         progress=opts.progress, name=split.set, on_epoch=on_epoch,
@@ -157,8 +163,8 @@ def train_set(
         "test": len(split.test),
         "best_epoch": best_epoch,
         "select_accuracy": None if best_acc is None else round(best_acc, 2),
-        "test_accuracy": test_accuracy(_stripped(split.test)),
-        "test_accuracy_with_label": test_accuracy(split.test),
+        "test_accuracy": test_accuracy(_stripped(split.set, split.test)),
+        "test_accuracy_with_label": test_accuracy(_full(split.set, split.test)),
     }
     return model, tokenizer, report
 

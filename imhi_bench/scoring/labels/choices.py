@@ -2,10 +2,14 @@
 and career ...", "1. PTSD 2. Depression ...", "(a) work (b) school") and then chooses one
 ("Correct answer: B", "Answer: (C)", "the answer is D", "so D fits best", "option B").
 
-An option list is not a claim.  `find_options` finds the list the response wrote and what
-each option names (through a `resolve` callback, so this module knows nothing of classes);
-`chosen_option` finds the option the response chooses, outside the list, and resolves its
-letter or number through that list, never through a fixed A-I order."""
+An option list is not a claim, wherever it stands (before a "Reasoning:" marker too).
+`find_options` finds the list the response wrote and what each option names (through a
+`resolve` callback, so this module knows nothing of classes); `chosen_option` finds the
+option the response chooses, outside the list, and resolves its letter or number through
+that list, never through a fixed A-I order.  An option may echo a whole gold label sentence
+("A. This post shows the stress cause related to work": `resolve` judges its length), and
+a catch-all option ("None of the above", "Other") names no class without breaking the
+list."""
 
 from __future__ import annotations
 
@@ -22,7 +26,15 @@ _ITEM_END = re.compile(
     r"\n|\s{2,}|[.;!?](?=\s|$)|,\s|\s-\s|(?:^|\s)(?:reasoning|explanation|rationale|answer)\b",
     re.IGNORECASE,
 )
-_MAX_ITEM_WORDS = 6
+# an option is a class name, or a gold label sentence echoed whole (at most 12 words)
+_MAX_ITEM_WORDS = 14
+# options that name no class but belong to a list of choices
+_CATCH_ALL = re.compile(
+    r"^(?:(?:none|all|both|neither|any) of (?:the |these |those )?(?:above|options|choices"
+    r"|them|these|those)|none|others?|something else|not sure|unsure|unknown|n/a"
+    r"|(?:both|neither|either) [a-i1-9] (?:and|nor|or) [a-i1-9])$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,8 @@ def _order(token: str) -> int:
 
 def find_options(text: str, resolve: Callable[[str], str | None]) -> Options | None:
     """The first run of two or more consecutive markers (A, B, C ... or 1, 2, 3 ...) whose
-    items each name a class in a few words and name at least two classes between them."""
+    items each name a class (`resolve`) or are a catch-all ("None of the above"), and name
+    at least two classes between them."""
     marks = [(m, m.group(1) or m.group(2)) for m in _MARKER.finditer(text)]
     i = 0
     while i < len(marks):
@@ -76,9 +89,10 @@ def _read_run(text: str, run, resolve) -> Options | None:
         if not item or len(item.split()) > _MAX_ITEM_WORDS:
             return None
         cls = resolve(item)
-        if cls is None:
+        if cls is not None:
+            classes[tok.upper()] = cls
+        elif not _CATCH_ALL.match(item):
             return None
-        classes[tok.upper()] = cls
     if len(set(classes.values())) < 2:
         return None
     return Options(run[0][0].start(), end, classes)

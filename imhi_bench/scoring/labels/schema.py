@@ -4,7 +4,7 @@ them (read strictly by `gold`) and the free-text aliases and concepts the reader
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imhi_bench.benchmark.sets import SETS, get_set
 
@@ -23,6 +23,10 @@ class LabelSchema:
     # generic concept whose negation states it ("no signs of a mental disorder")
     none_class: str | None = None
     none_concept: str = ""
+    # multi-class: class -> regex fragments naming a relation that states the class, read
+    # like aliases but reported as the "relative" rule (SAD: strain with a relative is
+    # family issues, not social relationships)
+    relations: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -43,6 +47,25 @@ _DISORDER = (
     r"mental health|mental (?:disorders?|illness\w*|conditions?)|psychiatric (?:disorders?|"
     r"conditions?|symptoms?|issues?)|psychological distress|disorders?"
 )
+
+# A relative: a parent, sibling, child, grandparent ..., in-laws, a partner's family.
+_KIN = (
+    r"(?:(?:step|grand|great[- ]?grand)?(?:mother|father|parent|mom|mum|dad)s?|grandm(?:a|om)s?"
+    r"|grandpas?|(?:step|half[- ]?)?(?:brother|sister|sibling|son|daughter)s?|child(?:ren)?"
+    r"|kids?|aunts?|uncles?|cousins?|nieces?|nephews?|relatives?|famil(?:y|ies)(?: members?)?"
+    r"|in[- ]laws?"
+    r"|(?:mother|father|brother|sister|son|daughter)s?[- ]in[- ]law)"
+)
+# strain with someone: "relationship with", "tension between the poster and", "argues with"
+_STRAIN = (
+    r"(?:relationships?|relations|tensions?|conflicts?|strain|problems?|issues?|troubles?"
+    r"|difficult(?:y|ies)|arguments?|argu(?:e|es|ed|ing)|fights?|fighting|fought|disputes?"
+    r"|disagreements?|falling[- ]out|friction|clash(?:es|ed|ing)?)"
+    r"\s+(?:with|between\s+(?:[\w'-]+\s+){0,3}?and)\s+"
+)
+# up to two words before the relative ("their older", "her boyfriend's"), not a new item
+_OWNER = r"(?:(?!and\b|or\b)[\w'-]+\s+){0,2}?"
+_RELATION_WITH_KIN = _STRAIN + _OWNER + _KIN
 
 _SCHEMAS: dict[str, LabelSchema] = {
     s.set: s
@@ -117,6 +140,7 @@ _SCHEMAS: dict[str, LabelSchema] = {
                                         r"other (?:category|reasons?)",
                                         r"['\"]?other['\"]?(?=\s*[.!]?\s*$)"),
             },
+            relations={"family issues": (_RELATION_WITH_KIN,)},
         ),
         LabelSchema(
             "swmh",
