@@ -167,7 +167,8 @@ def test_identical_runs_differ_by_zero_with_p_one(folders, tmp_path, capsys):
                  "--bootstrap", "300", "--permutations", "300"]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith(NON_CLINICAL_NOTICE)
-    assert "prompts unknown" in out
+    # IMHI.py folders: the protocol `score` would record, saying the prompts are unknown
+    assert "Same protocol prompts unknown" in out and "as far as recorded" in out
     got = json.loads(out_json.read_text())
     assert list(got["sets"]) == list(SETS_USED)
     for block in [*got["sets"].values(), got["mean"]]:
@@ -250,7 +251,7 @@ def test_store_run_ids_and_the_compare_page(folders, tmp_path, capsys, monkeypat
     (["{a}", "{tmp}/missing"], "does not exist"),
     (["{a}", "{same}", "--json", "{tmp}"], "is a folder"),
     (["{a}", "{tmp}/empty"], "holds no prediction files"),
-    (["{a}", "{tmp}/other"], "share no scored sample"),
+    (["{a}", "{tmp}/other", "--any-protocol"], "share no scored sample"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(folders, tmp_path, capsys, argv, message):
     a, same, _ = folders

@@ -212,6 +212,9 @@ def protocol_note(a: Mapping | None, b: Mapping | None) -> str:
     """One line on whether runs A and B (their provenances) were run under one protocol."""
     pa, pb = protocol_of(a).get("id"), protocol_of(b).get("id")
     if pa and pa == pb:
+        if protocol_of(a).get("decoding") == "unknown":  # core.protocol.UNKNOWN
+            return (f"Same {protocol_text(a)}, as far as recorded: how the generations were "
+                    "made (prompt, decoding) is not, and may differ.")
         return f"Same {protocol_text(a)}."
     if pa and pb:
         return (f"Different protocols, compared anyway: A {protocol_text(a)}, "

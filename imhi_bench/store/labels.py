@@ -75,9 +75,15 @@ def run_labels(engine: Engine, run_ids: Iterable[int],
 
 
 def run_provenance(engine: Engine, run_id: int) -> dict | None:
-    """The run's provenance ({} when none was recorded), or None when there is no such run."""
+    """The run's provenance ({} when none was recorded), its protocol the one the store
+    keeps for it where the provenance has none (a run recorded before protocols); None
+    when there is no such run."""
     with engine.connect() as conn:
-        row = conn.execute(select(Run.provenance).where(Run.id == int(run_id))).first()
+        row = conn.execute(select(Run.provenance, Run.protocol)
+                           .where(Run.id == int(run_id))).first()
     if row is None:
         return None
-    return row[0] if isinstance(row[0], dict) else {}
+    prov = dict(row[0]) if isinstance(row[0], dict) else {}
+    if not isinstance(prov.get("protocol"), dict) and isinstance(row[1], dict):
+        prov["protocol"] = row[1]
+    return prov
