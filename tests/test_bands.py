@@ -4,9 +4,13 @@ and CSV (`leaderboard.band_data`)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import f1_score
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SETS
@@ -19,6 +23,7 @@ from imhi_bench.scoring.resample import draw_indices, set_seed
 from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_scored
 from imhi_bench.store.reported import load_reported
+from tests.test_leaderboard import CHROMIUM, _free_port, _grid_rows, _wait_healthy
 
 
 def _holm_loop(p, alpha=0.05):
@@ -101,6 +106,9 @@ def test_runs_a_noise_apart_share_a_band():
     same = rank_bands({k: runs[0] for k in "xyz"}, ["DR"])
     assert {b.text for b in same.values()} == {"1–3"}
     assert rank_bands({"only": runs[0]}, ["DR"])["only"].text == "1"
+    other_gold = {s: (list(reversed(g)), p) for s, (g, p) in runs[1].items()}
+    with pytest.raises(ValueError, match="gold labels differ"):
+        rank_bands({"a": runs[0], "b": other_gold}, ["DR"])
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -108,7 +116,8 @@ def test_runs_a_noise_apart_share_a_band():
 N = 40  # samples per set
 
 
-def _record(factory, name: str, skill: float, swap: int = 0, seed: int = 0) -> int:
+def _record(factory, name: str, skill: float, swap: int = 0, seed: int = 0,
+            protocol: dict | None = None) -> int:
     """A complete run over the 8 ranked sets, right on `skill` of the samples; with `swap`,
     per set, that many right answers made wrong and as many wrong ones made right: a run a
     noise apart from the one of the same seed."""
@@ -128,7 +137,7 @@ def _record(factory, name: str, skill: float, swap: int = 0, seed: int = 0) -> i
     report["provenance"] = {"format": "instruction",
                             "sets": {s: {"rows": N, "complete": True} for s in samples},
                             # made under the default protocol, as eval records it
-                            "protocol": protocol_json(default_protocol())}
+                            "protocol": protocol or protocol_json(default_protocol())}
     return record_scored(factory, report, samples, model={"name": name})
 
 
@@ -157,6 +166,23 @@ def test_two_rows_a_noise_apart_share_a_band_in_the_view_and_csv(tmp_path, capsy
     assert not (written["source"] == "reported").any()
 
 
+def test_a_view_mixing_protocols_bands_each_protocol_apart(tmp_path):
+    from dataclasses import replace
+
+    factory = open_store(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    _record(factory, "best", 0.9, seed=1)
+    _record(factory, "best-again", 0.9, swap=2, seed=1)
+    _record(factory, "weak", 0.2, seed=2)
+    sampled = protocol_json(replace(default_protocol(), decoding="sampling (temperature 1)"))
+    _record(factory, "sampled", 0.5, seed=3, protocol=sampled)
+    engine = store_engine(factory)
+    mixed = data.default_view(engine, protocol=data.ALL_PROTOCOLS)
+    bands = dict(zip(mixed["model"], mixed[data.BAND_COLUMN]))
+    # alone in its protocol: rank 1 there, though below "best" in the mixed table
+    assert bands == {"best": "1–2", "best-again": "1–2", "weak": "3", "sampled": "1"}
+    assert "sampled" not in set(data.default_view(engine)["model"])
+
+
 def test_the_app_shows_the_bands_with_the_method(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -173,3 +199,70 @@ def test_the_app_shows_the_bands_with_the_method(tmp_path, monkeypatch):
     table = at.dataframe[0].value
     assert list(table[data.BAND_COLUMN]) == ["1–2", "1–2"]
     assert any("Holm" in c.value and BAND_NOTE in c.value for c in at.caption)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
+    """Served app, Chromium: the ranked table's bands, and the model page's confusion
+    matrices and per-class F1 for every set of a run."""
+    from playwright.sync_api import sync_playwright
+
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    factory = open_store(url)
+    load_reported(factory)
+    _record(factory, "best", 0.9, seed=1)
+    _record(factory, "best-again", 0.9, swap=2, seed=1)
+    _record(factory, "weak", 0.2, seed=2)
+    port = _free_port()
+    log = tmp_path / "leaderboard.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imhi_bench", "leaderboard", "--db", url,
+             "--port", str(port), "--host", "127.0.0.1"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait_healthy(port, proc, log)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1800, "height": 1100})
+                page.goto(f"http://127.0.0.1:{port}/")
+                grid = '[data-testid="stDataFrame"] table[role="grid"]'
+                page.wait_for_function(
+                    "sel => Array.from(document.querySelectorAll(sel))"
+                    ".some(td => td.innerText === 'best-again')",
+                    arg=f"{grid} td", timeout=60_000)
+                ranked = page.eval_on_selector(  # the first grid: the ranked table
+                    grid, "g => Array.from(g.querySelectorAll('tr')).map(r => Array.from("
+                    "r.querySelectorAll('th,td')).map(c => c.innerText))")
+                header = ranked[0]
+                band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
+                        for r in ranked[1:]}
+                assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
+                # the paper's rows: beside the ranking, without a band
+                assert "MentaLLaMA-chat-13B" in [r[0] for r in _grid_rows(page)]
+                page.get_by_text("Holm-corrected", exact=False).first.wait_for()
+                page.screenshot(path=str(tmp_path / "bands.png"))
+
+                page.get_by_text("Model", exact=True).click()  # its first run: "best"
+                page.get_by_text("Where it errs").wait_for(timeout=30_000)
+                for name in data.RANKED_SETS:
+                    page.get_by_text(f"{name}: {N} samples").wait_for(timeout=30_000)
+                headers = page.eval_on_selector_all(
+                    f"{grid} tr:first-child", "rows => rows.map(r => r.innerText)")
+                assert sum("gold \\ read" in h for h in headers) == len(data.RANKED_SETS)
+                assert sum("support" in h for h in headers) == len(data.RANKED_SETS)
+                page.get_by_text("Where it errs").scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "errors.png"))
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert (tmp_path / "errors.png").stat().st_size > 10_000

@@ -167,7 +167,8 @@ def test_identical_runs_differ_by_zero_with_p_one(folders, tmp_path, capsys):
                  "--bootstrap", "300", "--permutations", "300"]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith(NON_CLINICAL_NOTICE)
-    assert "prompts unknown" in out
+    # IMHI.py folders: the protocol `score` would record, saying the prompts are unknown
+    assert "Same protocol prompts unknown" in out and "as far as recorded" in out
     got = json.loads(out_json.read_text())
     assert list(got["sets"]) == list(SETS_USED)
     for block in [*got["sets"].values(), got["mean"]]:
@@ -245,11 +246,22 @@ def test_store_run_ids_and_the_compare_page(folders, tmp_path, capsys, monkeypat
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--bootstrap", "-1"], "--bootstrap -1"),
-    (["--permutations", "-2"], "--permutations -2"),
+    (["{a}", "{same}", "--bootstrap", "-1"], "--bootstrap -1"),
+    (["{a}", "{same}", "--permutations", "-2"], "--permutations -2"),
+    (["{a}", "{tmp}/missing"], "does not exist"),
+    (["{a}", "{same}", "--json", "{tmp}"], "is a folder"),
+    (["{a}", "{tmp}/empty"], "holds no prediction files"),
+    (["{a}", "{tmp}/other", "--any-protocol"], "share no scored sample"),
 ])
-def test_bad_options_are_one_line(folders, capsys, argv, message):
+def test_bad_input_is_one_line_and_writes_nothing(folders, tmp_path, capsys, argv, message):
     a, same, _ = folders
-    assert main(["compare", str(a), str(same), *argv]) == 2
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    _write_imhi_py(tmp_path / "other" / "CAMS.csv", ["This post shows no causes of depression."],
+                   ["none"])
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    argv = [x.format(a=a, same=same, tmp=tmp_path) for x in argv]
+    assert main(["compare", *argv]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and message in err
+    assert err.count("\n") == 0 and message in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from imhi_bench.cli.options import add_db_args
+from imhi_bench.cli.options import add_data_dir, add_db_args
 from imhi_bench.core.errors import ImhiError
 
 _RUN_ID = re.compile(r"(?:run:)?(\d+)")
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shuffles of the permutation test (default 1000; 0 disables)")
     p.add_argument("--any-protocol", action="store_true",
                    help="compare even when the two runs' provenance names different protocols")
+    add_data_dir(p, fetch=None)  # which released file a folder's gold responses are from
     add_db_args(p)
     p.set_defaults(func=run)
 
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Side:
     spec: str
     labels: dict  # set -> doc id -> (gold label, label read)
-    provenance: dict | None  # None: nothing recorded (an IMHI.py CSV folder)
+    provenance: dict  # its protocol: recorded, or what `score` would record
 
 
 def store_run_id(spec: str, db_given: bool) -> int | None:
@@ -88,7 +89,7 @@ def load_sides(args: argparse.Namespace) -> tuple[Side, Side]:
     sides = []
     for spec, run_id in zip((args.a, args.b), ids, strict=True):
         if run_id is None:
-            labels, prov = read_run_labels(spec)
+            labels, prov = read_run_labels(spec, args.data_dir)
             sides.append(Side(spec, labels, prov))
         else:
             sides.append(_store_side(spec, run_id, engine))

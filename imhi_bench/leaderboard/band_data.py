@@ -23,8 +23,9 @@ from imhi_bench.store.labels import RunLabels, run_labels
 BAND_NOTE = (
     f"'{BAND_COLUMN}': the ranks a row could take, given the test sets' noise: 1 + the rows "
     f"significantly better than it, to the number of rows not significantly worse ({METHOD}); "
-    "rows that cannot be told apart share ranks. Only reproduced runs with stored samples "
-    "have one: the paper's reported rows (no samples) and unranked rows show –.")
+    "rows that cannot be told apart share ranks; rows are banded among the rows of their own "
+    "protocol. Only reproduced runs with stored samples have one: the paper's reported rows "
+    "(no samples) and unranked rows show –.")
 
 
 def aligned(labels: RunLabels, sets: Sequence[str]) -> dict:
@@ -41,19 +42,29 @@ def aligned(labels: RunLabels, sets: Sequence[str]) -> dict:
     return out
 
 
-def band_texts(engine: Engine, table: pd.DataFrame, sets: Sequence[str]) -> dict[int, str]:
-    """run id -> band ("1–3") of the rows of a `leaderboard_table` frame that get one."""
-    eligible = table[table[RANKED].astype(bool) & table[MEAN_COLUMN].notna()
-                     & (table["source"] == "reproduced")]
-    labels = run_labels(engine, eligible["run_id"].astype(int), sets)
+def _bands_among(engine: Engine, run_ids: pd.Series, sets: Sequence[str]) -> dict[int, str]:
+    labels = run_labels(engine, run_ids.astype(int), sets)
     labels = {run_id: per_set for run_id, per_set in labels.items()
-              if all(per_set.get(name) for name in sets)}
+              if all(name in per_set for name in sets)}
     if not labels:
         return {}
     runs = aligned(labels, sets)
     if not all(len(runs[next(iter(runs))][name][0]) for name in sets):
         return {}  # no doc id of some set scored by all: nothing to compare on
     return {run_id: band.text for run_id, band in rank_bands(runs, list(sets)).items()}
+
+
+def band_texts(engine: Engine, table: pd.DataFrame, sets: Sequence[str]) -> dict[int, str]:
+    """run id -> band ("1–3") of the rows of a `leaderboard_table` frame that get one; in a
+    table mixing protocols, rows are banded among the rows of their own protocol."""
+    eligible = table[table[RANKED].astype(bool) & table[MEAN_COLUMN].notna()
+                     & (table["source"] == "reproduced")]
+    protocol = eligible["protocol"] if "protocol" in eligible else \
+        pd.Series("", index=eligible.index)
+    out: dict[int, str] = {}
+    for _, group in eligible.groupby(protocol.fillna(""), sort=False):
+        out.update(_bands_among(engine, group["run_id"], sets))
+    return out
 
 
 def with_rank_bands(engine: Engine, table: pd.DataFrame, sets: Sequence[str]) -> pd.DataFrame:

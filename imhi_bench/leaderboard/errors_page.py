@@ -29,7 +29,8 @@ def show_errors(engine: Engine, run_id: int, *, height: Callable[[int], int],
                for c in ("f1", "precision", "recall")}
     for name, part in errors.items():
         st.text(f"{name}: {int(part['per_class']['support'].sum())} samples")
-        left, right = st.columns([3, 2])
+        # a wide matrix (SAD: 9 classes) gets the page's width, the per-class table below
+        left, right = st.columns([3, 2]) if len(part["per_class"]) <= 4 else (st, st)
         left.dataframe(part["confusion"], hide_index=True, key=f"confusion_{name}",
                        placeholder=missing, height=height(len(part["confusion"])))
         right.dataframe(part["per_class"], hide_index=True, key=f"per_class_{name}",
@@ -39,13 +40,14 @@ def show_errors(engine: Engine, run_id: int, *, height: Callable[[int], int],
     if not wrong:
         st.text("No errors: every label read matches its gold class.")
         return
+    # keys carry the run and the set, and options are the cells' own text: a choice made
+    # on another run or set is never shown against this one's cells
     left, right = st.columns(2)
-    name = left.selectbox("Errors of set", list(wrong), key="errors_set")
-    cells = wrong[name]
-    pick = right.selectbox("Cell (gold -> read as)", range(len(cells)), key="errors_cell",
-                           format_func=lambda i: f"{cells[i][0]} -> {cells[i][1]} "
-                           f"({cells[i][2]} samples)")
-    gold, read, _ = cells[min(int(pick), len(cells) - 1)]
+    name = left.selectbox("Errors of set", list(wrong), key=f"errors_set_{run_id}")
+    cells = {f"{g} -> {r}: {n}": (g, r) for g, r, n in wrong[name]}
+    pick = right.selectbox("Cell (gold -> read as: samples)", list(cells),
+                           key=f"errors_cell_{run_id}_{name}")
+    gold, read = cells[pick]
     samples = run_data.cell_samples(engine, run_id, name, gold, read, limit=CELL_SAMPLES)
     for row in samples.to_dict("records"):
         st.text(f"doc {row['doc_id']}: gold {gold}, read as {read}; "
@@ -53,4 +55,4 @@ def show_errors(engine: Engine, run_id: int, *, height: Callable[[int], int],
         for field, title in (("post (cut)", "Post (the prompt, cut)"),
                              ("generation", "Generation"), ("gold", "Gold response")):
             st.caption(title)
-            st.code(row[field] or "", language=None, wrap_lines=True)
+            st.code(row[field] or "(not stored)", language=None, wrap_lines=True)

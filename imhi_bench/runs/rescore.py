@@ -76,27 +76,32 @@ def score_predictions(
                      n_boot=bootstrap, quality=quality)
 
 
-def read_run_labels(path: str | os.PathLike) -> tuple[dict, dict | None]:
+def read_run_labels(path: str | os.PathLike,
+                    data_dir: str | os.PathLike | None = None) -> tuple[dict, dict]:
     """(set -> doc id -> (gold label, label read), provenance) of the generations under
     `path` (anything `read_predictions` reads), for a paired comparison
-    (`scoring.compare`): labels read by the rules, as `imhi-bench score` reads them; the
-    provenance is that of the run folder's results file, None when there is none (an
-    IMHI.py CSV folder)."""
+    (`scoring.compare`): labels read by the rules, as `imhi-bench score` reads them.  The
+    provenance is the run folder's results file's; without one (an IMHI.py CSV folder),
+    what `score` would record for these generations, its protocol included ("prompts
+    unknown": nothing says how they were made)."""
     import json
 
     from imhi_bench.core.errors import ImhiError
     from imhi_bench.runs.folder import RESULTS_FILE
     from imhi_bench.scoring.pipeline import label_samples
+    from imhi_bench.scoring.protocol import protocol_json, run_protocol
 
+    predictions = read_predictions(path, data_dir)
     labels = {}
-    for name, pf in load_predictions(path).items():
-        rows = [(r.doc_id, r.gold, r.generation, r.prompt) for r in pf.rows]
-        samples = label_samples(name, rows, where=pf.path.name)
+    for name, inp in predictions.inputs.items():
+        samples = label_samples(name, inp.rows, where=inp.where)
         labels[name] = {s.doc_id: (s.gold_label, s.label) for s in samples}
     where = Path(path).expanduser()
     results = (where if where.is_dir() else where.parent) / RESULTS_FILE
     if not results.is_file():
-        return labels, None
+        prov = {**predictions.provenance,
+                "sets": {name: inp.provenance for name, inp in predictions.inputs.items()}}
+        return labels, {**prov, "protocol": protocol_json(run_protocol(prov))}
     try:
         report = json.loads(results.read_text("utf-8"))
     except (OSError, ValueError) as e:

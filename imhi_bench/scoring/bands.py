@@ -73,11 +73,13 @@ def mean_replicates(
     doc ids in the same order as every other run."""
     points, reps = [], []
     for name in sets:
-        gold = runs[0][name][0]
-        if any(list(r[name][0]) != list(gold) for r in runs[1:]):
+        gold = np.asarray(runs[0][name][0], dtype=object)
+        if any(r[name][0] is not runs[0][name][0]
+               and not np.array_equal(np.asarray(r[name][0], dtype=object), gold)
+               for r in runs[1:]):
             raise ValueError(f"{name}: the runs' gold labels differ: pass every run's "
                              "labels over the same doc ids, in the same order")
-        y_true, y_pred, k = encode_runs(gold, [r[name][1] for r in runs])
+        y_true, y_pred, k = encode_runs(gold.tolist(), [r[name][1] for r in runs])
         points.append(point_scores(y_true, y_pred, k)["weighted_f1"])
         weights = bootstrap_weights(name, len(gold), seed, n_boot)
         reps.append(scores_under(weights, y_true, y_pred, k)["weighted_f1"])

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imhi_bench.benchmark.sets import SET_NAMES
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.scoring.metrics import CI_LEVEL, encode, encode_pred, f1_from_counts
 from imhi_bench.scoring.resample import (
@@ -211,6 +212,9 @@ def protocol_note(a: Mapping | None, b: Mapping | None) -> str:
     """One line on whether runs A and B (their provenances) were run under one protocol."""
     pa, pb = protocol_of(a).get("id"), protocol_of(b).get("id")
     if pa and pa == pb:
+        if protocol_of(a).get("decoding") == "unknown":  # core.protocol.UNKNOWN
+            return (f"Same {protocol_text(a)}, as far as recorded: how the generations were "
+                    "made (prompt, decoding) is not, and may differ.")
         return f"Same {protocol_text(a)}."
     if pa and pb:
         return (f"Different protocols, compared anyway: A {protocol_text(a)}, "
@@ -244,8 +248,9 @@ def compare_runs(
     """The paired comparison of two runs (set -> doc id -> (gold label, label read)), as
     JSON: per shared set its shared sample count and, per metric, A, B, diff (B - A), ci,
     p_bootstrap, p_permutation (None where disabled); the same for the mean over the
-    shared sets; the sets only one run scored."""
-    order = list(a) + [s for s in b if s not in a]
+    shared sets; the sets only one run scored.  Sets in SET_NAMES order."""
+    rank = {name: i for i, name in enumerate(SET_NAMES)}
+    order = sorted(set(a) | set(b), key=lambda name: (rank.get(name, len(rank)), name))
     sets, parts = {}, []
     for name in order:
         if name not in a or name not in b:
@@ -265,8 +270,8 @@ def compare_runs(
         "direction": "B - A",
         "sets": sets,
         "mean": mean,
-        "only_in_a": [s for s in a if s not in sets],
-        "only_in_b": [s for s in b if s not in sets],
+        "only_in_a": [s for s in order if s in a and s not in sets],
+        "only_in_b": [s for s in order if s in b and s not in sets],
         "seed": seed,
         "bootstrap": n_boot,
         "permutations": n_perm,

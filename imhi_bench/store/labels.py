@@ -2,10 +2,11 @@
 (gold label and the label read, by set and doc id) and its provenance.  `imhi-bench compare`
 and the leaderboard's rank bands read runs through here.
 
-The labels come grouped by confusion cell (run, set, gold label, label read) with the cell's
-doc ids aggregated in the database, so a hundred runs of 8,169 samples cost a few thousand
-result rows rather than 817,000 (the row-by-row fetch was most of the leaderboard's band
-time)."""
+The labels come one row per (run, set), the set's doc ids, gold labels and labels read each
+aggregated into one string by the database along the (run_id, set_name) index: a hundred
+runs of 8,169 samples are 800 result rows rather than 817,000 (fetched row by row, those
+were most of the leaderboard's band time).
+"""
 
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ class SetLabels:
 RunLabels = dict[int, dict[str, SetLabels]]  # run id -> set -> labels
 
 
-def _assemble(cells: list[tuple[str, str | None, np.ndarray]]) -> SetLabels:
-    ids = np.concatenate([c[2] for c in cells])
-    gold = np.concatenate([np.full(len(c[2]), c[0], dtype=object) for c in cells])
-    label = np.concatenate([np.full(len(c[2]), c[1], dtype=object) for c in cells])
-    order = np.argsort(ids, kind="stable")
-    return SetLabels(ids[order], gold[order], label[order])
+# Separators no label contains: between aggregated labels, and for "no label" (NULL).
+_SEP, _NULL = "\x1f", "\x1e"
+
+
+def _split(joined: str) -> np.ndarray:
+    values = np.array(joined.split(_SEP), dtype=object)
+    values[values == _NULL] = None
+    return values
 
 
 def run_labels(engine: Engine, run_ids: Iterable[int],
@@ -51,31 +54,36 @@ def run_labels(engine: Engine, run_ids: Iterable[int],
     """The stored samples' labels of `run_ids` (only `sets`, if given); a run with no
     stored samples is absent, and samples with no gold label are left out."""
     ids = sorted({int(i) for i in run_ids})
-    cells: dict[tuple[int, str], list] = {}
-    doc_ids = func.aggregate_strings(cast(Sample.doc_id, String), ",")
+    out: RunLabels = {}
+    joined = (func.aggregate_strings(cast(Sample.doc_id, String), ","),
+              func.aggregate_strings(func.coalesce(Sample.gold_label, _NULL), _SEP),
+              func.aggregate_strings(func.coalesce(Sample.label, _NULL), _SEP))
     with engine.connect() as conn:
         for start in range(0, len(ids), _CHUNK):
-            query = (select(Sample.run_id, Sample.set_name, Sample.gold_label, Sample.label,
-                            doc_ids)
+            query = (select(Sample.run_id, Sample.set_name, *joined)
                      .where(Sample.run_id.in_(ids[start:start + _CHUNK]),
                             Sample.gold_label.is_not(None))
-                     .group_by(Sample.run_id, Sample.set_name, Sample.gold_label,
-                               Sample.label))
+                     .group_by(Sample.run_id, Sample.set_name))
             if sets is not None:
                 query = query.where(Sample.set_name.in_(list(sets)))
-            for run_id, set_name, gold, label, joined in conn.execute(query):
-                found = np.array(joined.split(","), dtype=np.int64)
-                cells.setdefault((run_id, set_name), []).append((gold, label, found))
-    out: RunLabels = {}
-    for (run_id, set_name), parts in cells.items():
-        out.setdefault(run_id, {})[set_name] = _assemble(parts)
+            for run_id, set_name, doc_ids, gold, label in conn.execute(query):
+                found = np.array(doc_ids.split(","), dtype=np.int64)
+                order = np.argsort(found, kind="stable")
+                out.setdefault(run_id, {})[set_name] = SetLabels(
+                    found[order], _split(gold)[order], _split(label)[order])
     return out
 
 
 def run_provenance(engine: Engine, run_id: int) -> dict | None:
-    """The run's provenance ({} when none was recorded), or None when there is no such run."""
+    """The run's provenance ({} when none was recorded), its protocol the one the store
+    keeps for it where the provenance has none (a run recorded before protocols); None
+    when there is no such run."""
     with engine.connect() as conn:
-        row = conn.execute(select(Run.provenance).where(Run.id == int(run_id))).first()
+        row = conn.execute(select(Run.provenance, Run.protocol)
+                           .where(Run.id == int(run_id))).first()
     if row is None:
         return None
-    return row[0] if isinstance(row[0], dict) else {}
+    prov = dict(row[0]) if isinstance(row[0], dict) else {}
+    if not isinstance(prov.get("protocol"), dict) and isinstance(row[1], dict):
+        prov["protocol"] = row[1]
+    return prov
