@@ -23,7 +23,7 @@ from imhi_bench.scoring.resample import draw_indices, set_seed
 from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_scored
 from imhi_bench.store.reported import load_reported
-from tests.test_leaderboard import CHROMIUM, _free_port, _grid_rows, _wait_healthy
+from tests.test_leaderboard import CHROMIUM, _free_port, _grids, _wait_healthy
 
 
 def _holm_loop(p, alpha=0.05):
@@ -242,7 +242,7 @@ def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
                         for r in ranked[1:]}
                 assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
                 # the paper's rows: beside the ranking, without a band
-                assert "MentaLLaMA-chat-13B" in [r[0] for r in _grid_rows(page)]
+                assert "MentaLLaMA-chat-13B" in [r[0] for r in _grids(page)[1]]
                 page.get_by_text("Holm-corrected", exact=False).first.wait_for()
                 page.screenshot(path=str(tmp_path / "bands.png"))
 

@@ -26,6 +26,7 @@ from imhi_bench.leaderboard import (
     protocols,
     queue_data,
     run_data,
+    widgets,
 )
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
@@ -60,61 +61,6 @@ def _table(url: str, fingerprint: tuple, group: str, latest_only: bool,
                                    latest_only=latest_only, include_partial=include_partial,
                                    protocol=protocol)
     return band_data.with_rank_bands(_engine(url), table, data.SET_GROUPS[group])
-
-
-# Missing values in every table: never "None".
-MISSING = "–"
-ROW_PX = 35  # Streamlit's default data grid row (and header) height
-GREY = "color: #9aa0a6"  # unranked (partial / unknown) rows
-
-
-def _height(rows: int) -> int:
-    """A grid height that fits every row, header included: no scrolling box."""
-    return (rows + 1) * ROW_PX + 3
-
-
-def _column_config(frame: pd.DataFrame) -> dict:
-    config = {}
-    for col in frame.columns:
-        # Names and paths are plain text cells, never links or Markdown.  The model column is
-        # not pinned: the grid draws pinned columns muted, like an index, not as the names.
-        if col == "model":
-            config[col] = st.column_config.TextColumn(width="medium")
-        elif col == data.BAND_COLUMN:
-            config[col] = st.column_config.TextColumn(width="small")
-        elif col == data.COVERAGE_COLUMN:
-            config[col] = st.column_config.TextColumn(width="medium")
-        elif col in data.TEXT_COLUMNS:
-            config[col] = st.column_config.TextColumn()
-        elif col == "mean BART-score":
-            config[col] = st.column_config.NumberColumn(format="%.3f")
-        elif col == "size (B)":
-            config[col] = st.column_config.NumberColumn(format="%.3g")
-        elif col in (data.MEAN_COLUMN, data.OWN_MEAN_COLUMN):
-            config[col] = st.column_config.NumberColumn(format="%.2f")
-        elif col in SET_NAMES:
-            config[col] = st.column_config.NumberColumn(format="%.2f", width="small")
-    return config
-
-
-def _greyed(view: pd.DataFrame, ranked: pd.Series):
-    """`view` with its unranked rows greyed (a Styler), or `view` itself when all are
-    ranked (a Styler costs time per cell)."""
-    if ranked.all():
-        return view
-    # na_rep: a Styler's own display text would otherwise say "nan" where a value is missing
-    return view.style.apply(
-        lambda row: [("" if ranked.loc[row.name] else GREY)] * len(row), axis=1,
-    ).format(na_rep=MISSING)
-
-
-def _as_text(value) -> str:
-    """A stored value as display text: None/NaN -> "", times to the second."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat(sep=" ", timespec="seconds")
-    return str(value)
 
 
 # --------------------------------------------------------------------------- pages
@@ -189,7 +135,7 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         + "Ranked: complete runs (every sample of "
         f"every set they claim), by weighted F1 (percent) averaged over "
         f"the same {len(sets)} sets ({', '.join(sets)}); a row missing one of them has no "
-        f"mean ({MISSING}) and comes last. '{data.OWN_MEAN_COLUMN}' is each row's own mean "
+        f"mean ({widgets.MISSING}) and comes last. '{data.OWN_MEAN_COLUMN}' is each row's own mean "
         "over every set it scored (for a paper row, the paper's), not ranked. "
         "Labels are read from the generated text by rules (the paper: MentalBERT "
         "classifiers), macro F1 averages over the gold classes and an unreadable answer "
@@ -200,8 +146,9 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     if table.empty and not partial and not runs["complete"].eq(True).all():
         st.info("No complete run scored these sets yet: tick 'Show partial runs' to list the "
                 "partial ones (not ranked).")
-    st.dataframe(_greyed(view, ranked), hide_index=True, column_config=_column_config(view),
-                 key="table", placeholder=MISSING, height=_height(len(view)))
+    st.dataframe(widgets.greyed(view, ranked), hide_index=True,
+                 column_config=widgets.column_config(view),
+                 key="table", placeholder=widgets.MISSING, height=widgets.height(len(view)))
     # A callable: the CSV is only built when someone clicks.
     st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
                        file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
@@ -212,8 +159,9 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
             st.subheader("The paper's reported numbers (references, not ranked)")
             st.caption(f"Protocol: {protocols.REPORTED_NAME}. Made another way than the "
                        "ranked rows above, so read them beside the ranking, not in it.")
-            st.dataframe(paper, hide_index=True, column_config=_column_config(paper),
-                         key="paper", placeholder=MISSING, height=_height(len(paper)))
+            st.dataframe(paper, hide_index=True, column_config=widgets.column_config(paper),
+                         key="paper", placeholder=widgets.MISSING,
+                         height=widgets.height(len(paper)))
 
 
 def _run_picker(runs: pd.DataFrame, label: str, key: str, index: int = 0) -> int:
@@ -262,21 +210,22 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
             "ranked only beside runs of the same protocol")
     with st.expander("How these numbers were made (the protocol's fields)"):
         st.dataframe(pd.DataFrame({"field": [k for k in protocol if k not in ("id", "name")],
-                                   "value": [_as_text(v) for k, v in protocol.items()
+                                   "value": [widgets.as_text(v) for k, v in protocol.items()
                                              if k not in ("id", "name")]}),
-                     hide_index=True, key="protocol_fields", placeholder=MISSING)
+                     hide_index=True, key="protocol_fields", placeholder=widgets.MISSING)
     facts = {**{k: v for k, v in model.items() if k != "name"},
              "size": data.size_label(model["params"]), **run}
-    facts = {k: _as_text(v) for k, v in facts.items() if _as_text(v)}
+    facts = {k: widgets.as_text(v) for k, v in facts.items() if widgets.as_text(v)}
     st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
-                 hide_index=True, key="facts", placeholder=MISSING, height=_height(len(facts)))
+                 hide_index=True, key="facts", placeholder=widgets.MISSING,
+                 height=widgets.height(len(facts)))
 
     st.subheader("Per-set results")
     metrics = run_data.run_results(engine, run_id)
     percent = ("weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1",
                *run_data.QUALITY_TITLES.values())
-    st.dataframe(metrics, hide_index=True, key="metrics", placeholder=MISSING,
-                 height=_height(len(metrics)),
+    st.dataframe(metrics, hide_index=True, key="metrics", placeholder=widgets.MISSING,
+                 height=widgets.height(len(metrics)),
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
                                 for c in percent if c in metrics})
     if details["mean"]:
@@ -284,7 +233,7 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     if metrics["weighted_f1"].notna().any():
         st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
 
-    errors_page.show_errors(engine, run_id, height=_height, missing=MISSING)
+    errors_page.show_errors(engine, run_id, height=widgets.height, missing=widgets.MISSING)
 
     st.subheader("Provenance")
     st.json({"provenance": details["provenance"],
@@ -311,20 +260,20 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     if frame.empty:
         return
     listing = frame[["set", "doc_id", "gold_label", "label", "correct"]]
-    st.dataframe(listing, hide_index=True, key="samples", placeholder=MISSING,
-                 height=_height(len(listing)))
+    st.dataframe(listing, hide_index=True, key="samples", placeholder=widgets.MISSING,
+                 height=widgets.height(len(listing)))
     keys = list(range(len(frame)))
     pick = st.selectbox("Sample", keys, key="sample_pick", format_func=lambda i: (
         f"{frame['set'].iat[i]} doc {frame['doc_id'].iat[i]}"))
     row = frame.iloc[pick]
     verdict = {True: "correct", False: "wrong"}.get(row["correct"], "not judged")
-    label = _as_text(row["label"]) or "(none: unparseable)"
-    st.text(f"gold label: {_as_text(row['gold_label'])}   extracted label: {label}   "
+    label = widgets.as_text(row["label"]) or "(none: unparseable)"
+    st.text(f"gold label: {widgets.as_text(row['gold_label'])}   extracted label: {label}   "
             f"({verdict})")
     for field, title in (("post", "Post (the prompt)"), ("generation", "Generation"),
                          ("gold", "Gold response")):
         st.caption(title)
-        st.code(_as_text(row[field]), language=None, wrap_lines=True)
+        st.code(widgets.as_text(row[field]), language=None, wrap_lines=True)
 
 
 def compare_page(url: str, runs: pd.DataFrame) -> None:
@@ -344,8 +293,8 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
     if table.empty:
         st.info("Neither run has per-set results.")
         return
-    st.dataframe(table, hide_index=True, key="compare_table", placeholder=MISSING,
-                 height=_height(len(table)),
+    st.dataframe(table, hide_index=True, key="compare_table", placeholder=widgets.MISSING,
+                 height=widgets.height(len(table)),
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
                                 for c in ("A weighted F1", "B weighted F1", "B - A")})
     long = pd.concat([
@@ -353,7 +302,7 @@ def compare_page(url: str, runs: pd.DataFrame) -> None:
         pd.DataFrame({"set": table["set"], "run": "B", "weighted F1": table["B weighted F1"]}),
     ]).dropna()
     st.altair_chart(_bar_chart(long, "weighted F1", color="run"), key="compare_chart")
-    paired_page.show_paired(engine, run_a, run_b, height=_height, missing=MISSING)
+    paired_page.show_paired(engine, run_a, run_b, height=widgets.height, missing=widgets.MISSING)
 
 
 QUEUE_HELP = """\
@@ -382,7 +331,7 @@ def queue_page(url: str) -> None:
             st.text("none")
         else:
             st.dataframe(part, hide_index=True, key=f"queue_{status.lower()}",
-                         placeholder=MISSING, height=_height(len(part)))
+                         placeholder=widgets.MISSING, height=widgets.height(len(part)))
     st.code(QUEUE_HELP, language=None)
 
 

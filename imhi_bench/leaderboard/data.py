@@ -32,6 +32,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
+
+# what the user narrows the table to (search, type, size, ...), re-exported for the app
+from imhi_bench.leaderboard.filters import (  # noqa: F401
+    UNKNOWN,
+    Filters,
+    filter_options,
+    filter_table,
+)
 from imhi_bench.scoring.protocol import DEFAULT_ID
 from imhi_bench.store.tables import Model, Run, SetResult
 
@@ -50,7 +58,6 @@ SET_GROUPS: dict[str, tuple[str, ...]] = {
     "all 10 sets": SET_NAMES,
 }
 DEFAULT_GROUP = next(iter(SET_GROUPS))
-UNKNOWN = "unknown"
 ALL_PROTOCOLS = "all"  # View.protocol: every run, each row naming its protocol
 
 # Main table columns besides the per-set ones, in display order.
@@ -72,6 +79,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source"
                                  "path", "revision", "base model", "precision", "license",
                                  "backend")
 
+
+# What the user narrows the table to (search, type, size, ...): `leaderboard.filters`.
 
 # --------------------------------------------------------------------------- loading
 
@@ -282,59 +291,6 @@ def leaderboard_table(
     out = out.sort_values([RANKED, MEAN_COLUMN, "model"], ascending=[False, False, True],
                           na_position="last")
     return out.reset_index()
-
-
-def filter_options(runs: pd.DataFrame) -> dict[str, list]:
-    """Choices for the table's filters, from every finished run (so they do not shift when
-    the set group changes): type, training data, format, source, and size bounds (B)."""
-    def values(col: str) -> list[str]:
-        return sorted(str(v) for v in runs[col].fillna(UNKNOWN).unique())
-
-    sizes = (runs["params"] / 1e9).dropna()
-    return {
-        "type": values("type"),
-        "training data": values("training_data"),
-        "format": values("format"),
-        "source": [s for s in ("reported", "reproduced") if (runs["source"] == s).any()],
-        "size": [float(sizes.min()), float(sizes.max())] if len(sizes) else [],
-    }
-
-
-@dataclass
-class Filters:
-    """What the user chose; None or an empty choice means "no restriction"."""
-
-    search: str = ""
-    types: Sequence[str] | None = None
-    size_range: tuple[float, float] | None = None  # billions of parameters, inclusive
-    include_unknown_size: bool = True
-    training_data: Sequence[str] | None = None
-    formats: Sequence[str] | None = None
-    sources: Sequence[str] | None = None
-
-
-def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    keep = pd.Series(True, index=table.index)
-    query = filters.search.strip()
-    if query:
-        # Plain substring match (regex=False): the text is data, never a pattern or SQL.
-        hit = pd.Series(False, index=table.index)
-        for col in ("model", "path", "base model"):
-            hit |= table[col].fillna("").astype(str).str.contains(query, case=False,
-                                                                  regex=False)
-        keep &= hit
-    for col, chosen in (("type", filters.types), ("training data", filters.training_data),
-                        ("format", filters.formats), ("source", filters.sources)):
-        if chosen:
-            keep &= table[col].isin(list(chosen))
-    size = table["size (B)"]
-    if filters.size_range is not None:
-        lo, hi = filters.size_range
-        in_range = size.between(lo, hi)
-        keep &= in_range | (size.isna() & filters.include_unknown_size)
-    elif not filters.include_unknown_size:
-        keep &= size.notna()
-    return table[keep]
 
 
 def sort_table(table: pd.DataFrame, by: str, descending: bool = True) -> pd.DataFrame:
