@@ -55,6 +55,7 @@ def timed(runs: dict) -> tuple[float, dict]:
 def store_seconds(runs: dict, repeat: int) -> float:
     from imhi_bench.leaderboard.data import default_view
     from imhi_bench.scoring.pipeline import Sample, score_samples
+    from imhi_bench.scoring.protocol import default_protocol, protocol_json
     from imhi_bench.store.engine import open_store, store_engine
     from imhi_bench.store.record import record_scored
 
@@ -66,7 +67,9 @@ def store_seconds(runs: dict, repeat: int) -> float:
                                for i, (g, p) in enumerate(zip(*sets[s]))] for s in sets}
                 report = score_samples(samples, n_boot=0)
                 report["provenance"] = {"sets": {s: {"rows": len(v), "complete": True}
-                                                 for s, v in samples.items()}}
+                                                 for s, v in samples.items()},
+                                        # ranked together: the default protocol's runs
+                                        "protocol": protocol_json(default_protocol())}
                 record_scored(session, report, samples, model={"name": f"model-{r:03d}"})
         engine = store_engine(factory)
         best = float("inf")

@@ -234,15 +234,13 @@ def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
                     "sel => Array.from(document.querySelectorAll(sel))"
                     ".some(td => td.innerText === 'best-again')",
                     arg=f"{grid} td", timeout=60_000)
-                ranked = page.eval_on_selector(  # the first grid: the ranked table
-                    grid, "g => Array.from(g.querySelectorAll('tr')).map(r => Array.from("
-                    "r.querySelectorAll('th,td')).map(c => c.innerText))")
+                grids = _grids(page)  # the ranked table, then the paper's rows beside it
+                ranked = grids[0]
                 header = ranked[0]
                 band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
                         for r in ranked[1:]}
                 assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
-                # the paper's rows: beside the ranking, without a band
-                assert "MentaLLaMA-chat-13B" in [r[0] for r in _grids(page)[1]]
+                assert "MentaLLaMA-chat-13B" in [r[0] for g in grids[1:] for r in g]
                 page.get_by_text("Holm-corrected", exact=False).first.wait_for()
                 page.screenshot(path=str(tmp_path / "bands.png"))
 
