@@ -13,7 +13,6 @@ gets a folder of its own that no later run replaces."""
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fake_openai import serving
+from test_bad_input_sweep import snapshot  # one "nothing written" check
 from tiny_models import build_tiny_bart, build_tiny_llama, build_tiny_lora, torch_threads
 
 from imhi_bench.cli.main import main
@@ -34,22 +34,6 @@ SHARED_IMHI = Path(os.environ["IMHI_DATA_DIR"])
 SPECS = ROOT / "baselines"
 ERROR = "imhi-bench: error: "
 KEY = "sk-test-trainsafe"
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under `root` with its content hash (SQLite's -shm and an empty -wal, which
-    reading a WAL store leaves, are not writes)."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if rel.endswith("-shm") or (rel.endswith("-wal") and path.stat().st_size == 0):
-            continue
-        if path.is_symlink() or not path.is_file():
-            out[rel] = "dir" if path.is_dir() else "other"
-        else:
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory) -> Path:

@@ -63,13 +63,8 @@ def verify(source: bytes | str | os.PathLike, recorded: Mapping[str, object]) ->
     if isinstance(source, bytes):
         h.update(source)
     else:
-        try:
-            with open(source, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError as e:
-            from imhi_bench.core.fileio import unreadable
+        from imhi_bench.core.fileio import hash_file
 
-            raise unreadable(source, e) from None
+        hash_file(source, h)
     got = h.hexdigest()
     return Verification(got == want.lower(), kind, got, want)

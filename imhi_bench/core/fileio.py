@@ -69,16 +69,21 @@ def make_shared(path: str | os.PathLike) -> None:
         path.chmod(0o777 & ~umask)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file; an unreadable one (permissions, I/O error, a folder) is one line."""
-    h = hashlib.sha256()
+def hash_file(path: str | os.PathLike, h):
+    """`h` (a hashlib object) updated with a file's bytes, read in 1 MiB chunks; an
+    unreadable file (permissions, I/O error, a folder) is one line."""
     try:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except OSError as e:
         raise unreadable(path, e) from None
-    return h.hexdigest()
+    return h
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file; an unreadable one is one line (`hash_file`)."""
+    return hash_file(path, hashlib.sha256()).hexdigest()
 
 
 def unreadable(path: str | os.PathLike, e: OSError):
