@@ -4,8 +4,6 @@ and CSV (`leaderboard.band_data`)."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from imhi_bench.scoring.resample import draw_indices, set_seed
 from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_scored
 from imhi_bench.store.reported import load_reported
-from tests.test_leaderboard import CHROMIUM, _free_port, _grids, _wait_healthy
+from tests.test_leaderboard import CHROMIUM, _grids, served_in_chromium
 
 
 def _holm_loop(p, alpha=0.05):
@@ -206,61 +204,37 @@ def test_the_app_shows_the_bands_with_the_method(tmp_path, monkeypatch):
 def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
     """Served app, Chromium: the ranked table's bands, and the model page's confusion
     matrices and per-class F1 for every set of a run."""
-    from playwright.sync_api import sync_playwright
-
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     factory = open_store(url)
     load_reported(factory)
     _record(factory, "best", 0.9, seed=1)
     _record(factory, "best-again", 0.9, swap=2, seed=1)
     _record(factory, "weak", 0.2, seed=2)
-    port = _free_port()
-    log = tmp_path / "leaderboard.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imhi_bench", "leaderboard", "--db", url,
-             "--port", str(port), "--host", "127.0.0.1"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        _wait_healthy(port, proc, log)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page(viewport={"width": 1800, "height": 1100})
-                page.goto(f"http://127.0.0.1:{port}/")
-                grid = '[data-testid="stDataFrame"] table[role="grid"]'
-                page.wait_for_function(
-                    "sel => Array.from(document.querySelectorAll(sel))"
-                    ".some(td => td.innerText === 'best-again')",
-                    arg=f"{grid} td", timeout=60_000)
-                grids = _grids(page)  # the ranked table, then the paper's rows beside it
-                ranked = grids[0]
-                header = ranked[0]
-                band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
-                        for r in ranked[1:]}
-                assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
-                assert "MentaLLaMA-chat-13B" in [r[0] for g in grids[1:] for r in g]
-                page.get_by_text("Holm-corrected", exact=False).first.wait_for()
-                page.screenshot(path=str(tmp_path / "bands.png"))
+    with served_in_chromium(url, tmp_path, {"width": 1800, "height": 1100}) as (page, port):
+        page.goto(f"http://127.0.0.1:{port}/")
+        grid = '[data-testid="stDataFrame"] table[role="grid"]'
+        page.wait_for_function(
+            "sel => Array.from(document.querySelectorAll(sel))"
+            ".some(td => td.innerText === 'best-again')",
+            arg=f"{grid} td", timeout=60_000)
+        grids = _grids(page)  # the ranked table, then the paper's rows beside it
+        ranked = grids[0]
+        header = ranked[0]
+        band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
+                for r in ranked[1:]}
+        assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
+        assert "MentaLLaMA-chat-13B" in [r[0] for g in grids[1:] for r in g]
+        page.get_by_text("Holm-corrected", exact=False).first.wait_for()
+        page.screenshot(path=str(tmp_path / "bands.png"))
 
-                page.get_by_text("Model", exact=True).click()  # its first run: "best"
-                page.get_by_text("Where it errs").wait_for(timeout=30_000)
-                for name in data.RANKED_SETS:
-                    page.get_by_text(f"{name}: {N} samples").wait_for(timeout=30_000)
-                headers = page.eval_on_selector_all(
-                    f"{grid} tr:first-child", "rows => rows.map(r => r.innerText)")
-                assert sum("gold \\ read" in h for h in headers) == len(data.RANKED_SETS)
-                assert sum("support" in h for h in headers) == len(data.RANKED_SETS)
-                page.get_by_text("Where it errs").scroll_into_view_if_needed()
-                page.screenshot(path=str(tmp_path / "errors.png"))
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        page.get_by_text("Model", exact=True).click()  # its first run: "best"
+        page.get_by_text("Where it errs").wait_for(timeout=30_000)
+        for name in data.RANKED_SETS:
+            page.get_by_text(f"{name}: {N} samples").wait_for(timeout=30_000)
+        headers = page.eval_on_selector_all(
+            f"{grid} tr:first-child", "rows => rows.map(r => r.innerText)")
+        assert sum("gold \\ read" in h for h in headers) == len(data.RANKED_SETS)
+        assert sum("support" in h for h in headers) == len(data.RANKED_SETS)
+        page.get_by_text("Where it errs").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "errors.png"))
     assert (tmp_path / "errors.png").stat().st_size > 10_000

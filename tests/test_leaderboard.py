@@ -5,6 +5,7 @@ real browser (Playwright driving Debian's chromium) on a served app."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import socket
@@ -905,29 +906,12 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float =
     pytest.fail(f"leaderboard did not come up in {timeout} s: {log.read_text()[-2000:]}")
 
 
-def _grids(page) -> list[list[list[str]]]:
-    """Text of each data grid's accessible table (the canvas mirrors it for screen readers),
-    in page order: rows of cells, the header first."""
-    return page.eval_on_selector_all(
-        '[data-testid="stDataFrame"] table[role="grid"]',
-        "grids => grids.map(g => Array.from(g.querySelectorAll('tr')).map("
-        "r => Array.from(r.querySelectorAll('th,td')).map(c => c.innerText)))",
-    )
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
-def test_served_app_in_a_real_browser(tmp_path, url, seeded):
+@contextlib.contextmanager
+def served_in_chromium(url: str, tmp_path: Path, viewport: dict):
+    """`imhi-bench leaderboard` served on a free local port, and a headless Chromium page of
+    `viewport` size: yields (page, port); stops both after."""
     from playwright.sync_api import sync_playwright
 
-    for i in range(5):  # more rows than the grid's default 10-row box
-        record_run(url, model={"name": f"extra-{i}"}, run={},
-                   results=score_json(**all_sets(30.0 + i)))
-    # X again, under another protocol (its chat template): never ranked beside the default
-    chat = score_json(DR=99.0)
-    chat["provenance"]["protocol"] = protocol_json(
-        dataclasses.replace(default_protocol(), chat_template=True))
-    record_run(url, model={"name": "X"}, run={}, results=chat)
     port = _free_port()
     log = tmp_path / "leaderboard.log"
     with open(log, "w") as out:
@@ -945,60 +929,7 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
                       "--disable-component-update", "--disable-sync", "--no-first-run"],
             )
             try:
-                page = browser.new_page(viewport={"width": 1800, "height": 1100})
-                dialogs: list[str] = []  # an injected alert() would land here
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.get_by_text(NON_CLINICAL_NOTICE).wait_for(timeout=60_000)
-                grid = '[data-testid="stDataFrame"] table[role="grid"]'
-                # the grid's accessible mirror table is in the DOM but not "visible"
-                page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
-                page.wait_for_function(
-                    "sel => Array.from(document.querySelectorAll(sel))"
-                    ".some(td => td.innerText === 'MentaLLaMA-chat-13B')",
-                    arg=f"{grid} td", timeout=30_000)
-                ranked, paper = _grids(page)[:2]
-                header = ranked[0]
-                by_model = {r[0]: r for r in ranked[1:]}
-                # the mirror holds raw values (the canvas shows them to 2 decimals): X's
-                # default-protocol run is ranked, not its chat-template run (99.0)
-                assert float(by_model["X"][header.index("DR")]) == 90.0
-                assert set(by_model) == {"X", "tiny-base", *(f"extra-{i}" for i in range(5))}
-                assert EVIL not in by_model  # completion prompts: a protocol of its own
-                # the paper's rows: beside the ranking, with their own protocol
-                pheader = paper[0]
-                chat13 = next(r for r in paper[1:] if r[0] == "MentaLLaMA-chat-13B")
-                assert float(chat13[pheader.index("DR")]) == 85.68
-                assert chat13[pheader.index("protocol")] == \
-                    "as reported; MentalBERT labels; prompts as IMHI.py"
-                # the selector lists the other protocols with their run counts
-                page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first \
-                    .click()  # the protocol selector
-                page.locator('[role="option"]').first.wait_for(timeout=30_000)
-                assert page.locator('[role="option"]').all_inner_texts() == [
-                    "default (8 runs)", "default (completion) (1 run)",
-                    "default + chat template (1 run)",
-                    "all protocols (mixed: each row names its protocol)"]
-                page.screenshot(path=str(tmp_path / "protocols.png"), full_page=True)
-                page.keyboard.press("Escape")
-                # every row is on screen: the grid is as tall as its rows, no scroll box
-                assert len(ranked) == 8
-                box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
-                assert box["height"] >= 8 * 35
-                page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
-
-                # the model page of the hostile name: still text, still the notice
-                page.get_by_text("Model", exact=True).click()
-                page.get_by_text("Per-set results").wait_for(timeout=30_000)
-                name = page.locator('[data-testid="stText"]').filter(has_text=EVIL).first
-                name.wait_for(timeout=30_000)
-                assert name.inner_text() == EVIL  # verbatim, not rendered
-                page.get_by_text(NON_CLINICAL_NOTICE).wait_for()
-                page.get_by_text("<script>alert(0)</script> **yes**").first.wait_for()
-                assert page.locator("strong", has_text="bold").count() == 0
-                assert page.locator("img[src='x']").count() == 0
-                page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
-                assert dialogs == []
+                yield browser.new_page(viewport=viewport), port
             finally:
                 browser.close()
     finally:
@@ -1008,4 +939,81 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def _grids(page) -> list[list[list[str]]]:
+    """Text of each data grid's accessible table (the canvas mirrors it for screen readers),
+    in page order: rows of cells, the header first."""
+    return page.eval_on_selector_all(
+        '[data-testid="stDataFrame"] table[role="grid"]',
+        "grids => grids.map(g => Array.from(g.querySelectorAll('tr')).map("
+        "r => Array.from(r.querySelectorAll('th,td')).map(c => c.innerText)))",
+    )
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+def test_served_app_in_a_real_browser(tmp_path, url, seeded):
+    for i in range(5):  # more rows than the grid's default 10-row box
+        record_run(url, model={"name": f"extra-{i}"}, run={},
+                   results=score_json(**all_sets(30.0 + i)))
+    # X again, under another protocol (its chat template): never ranked beside the default
+    chat = score_json(DR=99.0)
+    chat["provenance"]["protocol"] = protocol_json(
+        dataclasses.replace(default_protocol(), chat_template=True))
+    record_run(url, model={"name": "X"}, run={}, results=chat)
+    with served_in_chromium(url, tmp_path, {"width": 1800, "height": 1100}) as (page, port):
+        dialogs: list[str] = []  # an injected alert() would land here
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text(NON_CLINICAL_NOTICE).wait_for(timeout=60_000)
+        grid = '[data-testid="stDataFrame"] table[role="grid"]'
+        # the grid's accessible mirror table is in the DOM but not "visible"
+        page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
+        page.wait_for_function(
+            "sel => Array.from(document.querySelectorAll(sel))"
+            ".some(td => td.innerText === 'MentaLLaMA-chat-13B')",
+            arg=f"{grid} td", timeout=30_000)
+        ranked, paper = _grids(page)[:2]
+        header = ranked[0]
+        by_model = {r[0]: r for r in ranked[1:]}
+        # the mirror holds raw values (the canvas shows them to 2 decimals): X's
+        # default-protocol run is ranked, not its chat-template run (99.0)
+        assert float(by_model["X"][header.index("DR")]) == 90.0
+        assert set(by_model) == {"X", "tiny-base", *(f"extra-{i}" for i in range(5))}
+        assert EVIL not in by_model  # completion prompts: a protocol of its own
+        # the paper's rows: beside the ranking, with their own protocol
+        pheader = paper[0]
+        chat13 = next(r for r in paper[1:] if r[0] == "MentaLLaMA-chat-13B")
+        assert float(chat13[pheader.index("DR")]) == 85.68
+        assert chat13[pheader.index("protocol")] == \
+            "as reported; MentalBERT labels; prompts as IMHI.py"
+        # the selector lists the other protocols with their run counts
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first \
+            .click()  # the protocol selector
+        page.locator('[role="option"]').first.wait_for(timeout=30_000)
+        assert page.locator('[role="option"]').all_inner_texts() == [
+            "default (8 runs)", "default (completion) (1 run)",
+            "default + chat template (1 run)",
+            "all protocols (mixed: each row names its protocol)"]
+        page.screenshot(path=str(tmp_path / "protocols.png"), full_page=True)
+        page.keyboard.press("Escape")
+        # every row is on screen: the grid is as tall as its rows, no scroll box
+        assert len(ranked) == 8
+        box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+        assert box["height"] >= 8 * 35
+        page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+
+        # the model page of the hostile name: still text, still the notice
+        page.get_by_text("Model", exact=True).click()
+        page.get_by_text("Per-set results").wait_for(timeout=30_000)
+        name = page.locator('[data-testid="stText"]').filter(has_text=EVIL).first
+        name.wait_for(timeout=30_000)
+        assert name.inner_text() == EVIL  # verbatim, not rendered
+        page.get_by_text(NON_CLINICAL_NOTICE).wait_for()
+        page.get_by_text("<script>alert(0)</script> **yes**").first.wait_for()
+        assert page.locator("strong", has_text="bold").count() == 0
+        assert page.locator("img[src='x']").count() == 0
+        page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+        assert dialogs == []
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
