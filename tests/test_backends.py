@@ -70,7 +70,8 @@ def test_vllm_args(model_dir, adapter_dir):
 
 @pytest.mark.skipif(find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_vllm_missing_is_a_clear_error(model_dir):
-    with pytest.raises(ImhiError, match=r"needs vLLM.*pip install 'imhi-bench\[vllm\]'"):
+    with pytest.raises(ImhiError,
+                       match=r"needs vLLM.*pip install -c constraints/gpu.txt '\.\[vllm,train\]'"):
         check(ModelOptions(model=str(model_dir), backend="vllm"))
 
 

@@ -233,3 +233,23 @@ def test_eval_and_submit_record_the_training_data_of_a_trained_folder(llama, tmp
     record = prepare(SubmitOptions(model=str(trained), name="trained-two",
                                    training_data="other"))
     assert record["training_data"] == "other"
+
+
+@pytest.mark.parametrize("seq2seq", [False, True])
+@pytest.mark.parametrize("on", [True, False])
+def test_gradient_checkpointing_reaches_the_trainer_in_its_words(on, seq2seq, tmp_path):
+    """The recipe's switch, in the installed transformers' words (5.19, the GPU set's, knows
+    only gradient_checkpointing; newer ones warn on it), also over SFTConfig's default (on)."""
+    import warnings
+
+    from imhi_bench.train.trainer import training_args
+
+    recipe = load_recipe(None, [*REQUIRED, f"gradient_checkpointing={str(on).lower()}"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*checkpointing", FutureWarning)
+        args = training_args(recipe, precision="fp32", batching="group_by_length",
+                             has_val=False, seq2seq=seq2seq, out=tmp_path)
+    assert type(args).__name__ == ("Seq2SeqTrainingArguments" if seq2seq else "SFTConfig")
+    assert args.gradient_checkpointing is on
+    assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert getattr(args, "activation_checkpointing", on) is on

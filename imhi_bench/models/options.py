@@ -213,8 +213,9 @@ def check(opts: ModelOptions) -> None:
         check_adapter(opts.adapter)
     if opts.backend == "vllm":
         if find_spec("vllm") is None:
-            raise ImhiError("the vllm backend needs vLLM, which runs on CUDA GPUs only: "
-                            "pip install 'imhi-bench[vllm]' on a GPU machine, or use --backend hf")
+            raise ImhiError("the vllm backend needs vLLM, which runs on CUDA GPUs only: on a GPU "
+                            "machine, pip install -c constraints/gpu.txt '.[vllm,train]' (README: "
+                            "GPU install), or use --backend hf")
         if not 0 < opts.gpu_memory_utilization <= 1:
             raise ImhiError("--gpu-memory-utilization must be in (0, 1]")
     if opts.adapter and find_spec("peft") is None and opts.backend != "vllm":
