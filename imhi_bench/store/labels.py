@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.engine import Engine
 
+from imhi_bench.store.readback import raw, read_json
 from imhi_bench.store.tables import Run, Sample
 
 _CHUNK = 500  # run ids per IN (...) list
@@ -75,7 +76,8 @@ def run_labels(engine: Engine, run_ids: Iterable[int],
 def run_provenance(engine: Engine, run_id: int) -> dict | None:
     """The run's provenance ({} when none was recorded), or None when there is no such run."""
     with engine.connect() as conn:
-        row = conn.execute(select(Run.provenance).where(Run.id == int(run_id))).first()
+        row = conn.execute(select(raw(Run.provenance)).where(Run.id == int(run_id))).first()
     if row is None:
         return None
-    return row[0] if isinstance(row[0], dict) else {}
+    provenance = read_json(row[0])[0]  # a damaged row's (not JSON): none recorded
+    return provenance if isinstance(provenance, dict) else {}
