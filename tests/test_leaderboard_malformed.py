@@ -24,6 +24,7 @@ from imhi_bench.cli.main import main
 from imhi_bench.leaderboard import data, page_guard, run_data
 from imhi_bench.leaderboard.unreadable import UNREADABLE, store_note
 from imhi_bench.store.engine import open_store, store_engine
+from imhi_bench.store.labels import run_labels
 from imhi_bench.store.record import record_run
 from imhi_bench.store.tables import Submission
 from tests.test_leaderboard import APP, all_sets, score_json, seed
@@ -140,6 +141,16 @@ def test_unparseable_run_times(store, column, value, capsys, tmp_path):
         assert pd.isna(written[written["model"] == "damaged"].iloc[0]["date"])
 
 
+def test_a_stored_time_with_a_zone_reads_as_utc(store):
+    # not damage: a writer that kept the zone; mixed with naive times it must still load
+    url, path, ids = store
+    sql(path, "UPDATE runs SET finished_at = ? WHERE id = ?", "2024-06-01T01:00:00+05:00",
+        ids["damaged"])
+    runs = data.load_runs(store_engine(open_store(url)))
+    row = runs[runs["run_id"] == ids["damaged"]].iloc[0]
+    assert row["finished_at"] == pd.Timestamp("2024-05-31 20:00:00") and not row[UNREADABLE]
+
+
 @pytest.mark.parametrize("column, value", [
     ("mean", '{"weighted_f1": '),
     ("provenance", "not json {"),
@@ -178,6 +189,20 @@ def test_non_numeric_set_result(store, capsys, tmp_path):
     assert pd.isna(written[written["model"] == "damaged"].iloc[0]["DR"])
     results = run_data.run_results(store_engine(open_store(url)), ids["damaged"])
     assert list(results.loc[results[UNREADABLE] != "", "set"]) == ["DR"]
+
+
+def test_non_integer_sample_doc_id(store):
+    url, path, ids = store
+    sql(path, "UPDATE samples SET doc_id = 'x' WHERE run_id = ? AND doc_id = 3", ids["damaged"])
+    labels = run_labels(store_engine(open_store(url)), [ids["damaged"]])
+    # the damaged sample is left out of what is compared; the others are read
+    assert labels[ids["damaged"]]["DR"].doc_ids.tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    run_app()
+    at = run_app(page="Model", model_run=ids["damaged"])
+    assert any(t.startswith("DR: 9 samples") for t in texts(at))  # where it errs
+    at = run_app(page="Compare", compare_a=ids["damaged"], compare_b=ids["EVIL"])
+    paired = next(d.value for d in at.dataframe if "p bootstrap" in d.value)
+    assert set(paired["n"].dropna()) == {9}
 
 
 def test_an_unexpected_error_is_one_line_for_the_visitor(store, monkeypatch):

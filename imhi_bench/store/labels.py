@@ -47,6 +47,14 @@ def _assemble(cells: list[tuple[str, str | None, np.ndarray]]) -> SetLabels:
     return SetLabels(ids[order], gold[order], label[order])
 
 
+def _doc_ids(joined: str) -> np.ndarray:
+    try:
+        return np.array(joined.split(","), dtype=np.int64)
+    except ValueError:  # a damaged row's doc id ("x", 1.5): that sample is left out
+        return np.array([int(p) for p in joined.split(",") if p.strip().lstrip("-").isdigit()],
+                        dtype=np.int64)
+
+
 def run_labels(engine: Engine, run_ids: Iterable[int],
                sets: Sequence[str] | None = None) -> RunLabels:
     """The stored samples' labels of `run_ids` (only `sets`, if given); a run with no
@@ -65,7 +73,7 @@ def run_labels(engine: Engine, run_ids: Iterable[int],
             if sets is not None:
                 query = query.where(Sample.set_name.in_(list(sets)))
             for run_id, set_name, gold, label, joined in conn.execute(query):
-                found = np.array(joined.split(","), dtype=np.int64)
+                found = _doc_ids(joined)
                 cells.setdefault((run_id, set_name), []).append((gold, label, found))
     out: RunLabels = {}
     for (run_id, set_name), parts in cells.items():

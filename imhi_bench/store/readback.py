@@ -38,15 +38,20 @@ def read_json(value: Any) -> tuple[Any, bool]:
 
 
 def read_time(value: Any) -> tuple[_dt.datetime | None, bool]:
-    """A DateTime column's stored value (SQLite: ISO text, as SQLAlchemy writes it)."""
-    if value is None or isinstance(value, _dt.datetime):
-        return value, True
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day), True
-    try:
-        return _dt.datetime.fromisoformat(str(value).strip()), True
-    except ValueError:
-        return None, False
+    """A DateTime column's stored value (SQLite: ISO text, as SQLAlchemy writes it), as
+    naive UTC like every time in the store (one with a zone is converted)."""
+    if value is None:
+        return None, True
+    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+        value = _dt.datetime(value.year, value.month, value.day)
+    elif not isinstance(value, _dt.datetime):
+        try:
+            value = _dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return None, False
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value, True
 
 
 def read_number(value: Any) -> tuple[float | int | None, bool]:
