@@ -43,6 +43,8 @@ def streamlit_command(port: int, host: str) -> list[str]:
         "--server.port", str(port), "--server.address", host,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
+        # no traceback for visitors: the app's pages show one line (`page_guard`)
+        "--client.showErrorDetails", "none",
     ]
 
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise ImhiError(
             "the leaderboard needs Streamlit: pip install 'imhi-bench[leaderboard]'"
         ) from None
+    check_address(args.host, args.port)  # Streamlit would fail later, with a traceback
     url = resolve_db_url(args.db)
     factory = open_store(url)  # create or upgrade it now, so a bad URL fails here in one line
     if not reported_run_count(factory):
@@ -79,6 +82,41 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on: a host that is no
+    address of this machine, a port in use or not ours to take.  By binding it once, as the
+    server will (SO_REUSEADDR, as Tornado: only a live listener counts as in use)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ImhiError(f"--host {host}: not an address to listen on ({reason}): use "
+                        "127.0.0.1, 0.0.0.0 (every interface) or an address of this "
+                        "machine") from None
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            why = (f"--port {port} is in use on {host}: stop what listens there (another "
+                   "leaderboard?) or choose another --port")
+        elif e.errno == errno.EACCES:
+            why = (f"--port {port} on {host} needs privileges this user lacks: choose a "
+                   "port above 1023")
+        elif e.errno == errno.EADDRNOTAVAIL:
+            why = (f"--host {host} is not an address of this machine: use 127.0.0.1, "
+                   "0.0.0.0 (every interface) or one of its addresses")
+        else:
+            why = (f"cannot listen on {host}:{port}: {e.strerror or e}: choose another "
+                   "--host or --port")
+        raise ImhiError(why) from None
+
+
 def write_csv(args: argparse.Namespace) -> int:
     """The app's default ranked table (`data.default_view`, the function the app's first
     view comes from) as CSV, written whole or not at all."""
@@ -88,6 +126,7 @@ def write_csv(args: argparse.Namespace) -> int:
     from imhi_bench.core.fileio import atomic_write_bytes
     from imhi_bench.leaderboard import data
     from imhi_bench.leaderboard.band_data import BAND_NOTE
+    from imhi_bench.leaderboard.unreadable import store_note
     from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
     from imhi_bench.store.reported import NOT_LOADED, reported_run_count
 
@@ -99,7 +138,8 @@ def write_csv(args: argparse.Namespace) -> int:
     if not reported_run_count(factory):
         print(NOT_LOADED)
     engine = store_engine(factory)
-    protocol = resolve_protocol_choice(args.protocol, data.load_runs(engine))
+    runs = data.load_runs(engine)
+    protocol = resolve_protocol_choice(args.protocol, runs)
     view = data.default_view(engine, protocol)
     try:
         atomic_write_bytes(out, data.to_csv_bytes(view))
@@ -113,6 +153,8 @@ def write_csv(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {rows} from {display_url(url)} ({which}), ranked by mean weighted F1 "
           f"over {', '.join(sets)} (partial runs left out)")
     print(BAND_NOTE.replace(" show –", " have an empty cell"))
+    if note := store_note(runs, data.load_scores(engine)):  # damaged rows: empty cells
+        print(note.replace("shown as missing (–)", "written as empty cells"))
     print(NON_CLINICAL_NOTICE)
     return 0
 

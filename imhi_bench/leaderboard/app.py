@@ -26,8 +26,10 @@ from imhi_bench.leaderboard import (
     protocols,
     queue_data,
     run_data,
+    unreadable,
     widgets,
 )
+from imhi_bench.leaderboard.page_guard import guarded
 from imhi_bench.store.engine import display_url, open_store, resolve_db_url, store_engine
 from imhi_bench.store.reported import NOT_LOADED
 
@@ -143,6 +145,8 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         + band_data.BAND_NOTE
         + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
            "not ranked." if partial else ""))
+    if note := unreadable.store_note(*_frames(url, fingerprint)):
+        st.caption(note)
     if table.empty and not partial and not runs["complete"].eq(True).all():
         st.info("No complete run scored these sets yet: tick 'Show partial runs' to list the "
                 "partial ones (not ranked).")
@@ -216,6 +220,7 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     facts = {**{k: v for k, v in model.items() if k != "name"},
              "size": data.size_label(model["params"]), **run}
     facts = {k: widgets.as_text(v) for k, v in facts.items() if widgets.as_text(v)}
+    facts.update(dict.fromkeys(details["unreadable"], widgets.MISSING))
     st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
                  hide_index=True, key="facts", placeholder=widgets.MISSING,
                  height=widgets.height(len(facts)))
@@ -228,6 +233,8 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
                  height=widgets.height(len(metrics)),
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
                                 for c in percent if c in metrics})
+    if note := unreadable.run_note(details["unreadable"], metrics):
+        st.caption(note)
     if details["mean"]:
         st.text("Mean over sets (as scored): " + run_data.mean_text(details["mean"]))
     if metrics["weighted_f1"].notna().any():
@@ -345,6 +352,7 @@ def empty_store(url: str) -> None:
 # --------------------------------------------------------------------------- entry
 
 
+@guarded
 def main() -> None:
     st.set_page_config(page_title="IMHI leaderboard", layout="wide")
     st.title("IMHI leaderboard")

@@ -40,7 +40,9 @@ from imhi_bench.leaderboard.filters import (  # noqa: F401
     filter_options,
     filter_table,
 )
+from imhi_bench.leaderboard.unreadable import read_columns
 from imhi_bench.scoring.protocol import DEFAULT_ID
+from imhi_bench.store.readback import raw, read_json, read_number, read_time
 from imhi_bench.store.tables import Model, Run, SetResult
 
 # The default ranking's sets: "the 8 sets of the public release" (issue 14), the sets whose
@@ -113,8 +115,8 @@ def load_runs(engine: Engine) -> pd.DataFrame:
             Run.id.label("run_id"), Model.id.label("model_id"), Model.name.label("model"),
             Model.path, Model.revision, Model.type, Model.params, Model.precision,
             Model.base_model, Model.license, Model.training_data, Run.source, Run.reference,
-            Run.backend, Run.format, Run.setting, Run.finished_at, Run.recorded_at,
-            Run.complete, Run.coverage, Run.protocol_id, Run.protocol,
+            Run.backend, Run.format, Run.setting, raw(Run.finished_at), raw(Run.recorded_at),
+            Run.complete, Run.coverage, Run.protocol_id, raw(Run.protocol),
         )
         .join(Model, Run.model_id == Model.id)
         .where(Run.status == "finished")
@@ -128,10 +130,13 @@ def load_runs(engine: Engine) -> pd.DataFrame:
         "setting", "finished_at", "recorded_at", "complete", "coverage", "protocol_id",
         "protocol",
     ])
+    # a damaged row's unreadable values are missing (–), and named in its UNREADABLE cell
+    frame = read_columns(frame, {"finished_at": read_time, "recorded_at": read_time,
+                                 "protocol": read_json, "params": read_number})
     frame["protocol"] = frame["protocol"].map(_protocol_name)
     frame["protocol_id"] = frame["protocol_id"].map(
         lambda v: v if isinstance(v, str) and v else UNKNOWN)
-    frame["params"] = pd.to_numeric(frame["params"], errors="coerce").astype("float64")
+    frame["params"] = pd.to_numeric(frame["params"]).astype("float64")
     for col in ("finished_at", "recorded_at"):  # one unit, even when a column is all null
         frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
     return frame
@@ -142,13 +147,6 @@ SCORE_COLUMNS: tuple[str, ...] = ("run_id", "set", "weighted_f1", "bart_score")
 
 def _protocol_name(value) -> str:
     # the name the run recorded with its protocol; a row from a damaged store reads unknown
-    if isinstance(value, str):  # a JSON column some drivers hand back as text
-        import json
-
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return UNKNOWN
     name = value.get("name") if isinstance(value, dict) else None
     return name if isinstance(name, str) and name else UNKNOWN
 
@@ -164,9 +162,10 @@ def load_scores(engine: Engine) -> pd.DataFrame:
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = rows_frame(rows, SCORE_COLUMNS)
+    frame = read_columns(rows_frame(rows, SCORE_COLUMNS),
+                         dict.fromkeys(SCORE_COLUMNS[2:], read_number), prefix="set")
     for col in SCORE_COLUMNS[2:]:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        frame[col] = pd.to_numeric(frame[col]).astype("float64")
     return frame
 
 

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from imhi_bench.benchmark.sets import SET_NAMES
+from imhi_bench.core.urls import mask_text
 from imhi_bench.leaderboard.data import rows_frame
+from imhi_bench.leaderboard.unreadable import UNREADABLE, read_columns
 from imhi_bench.scoring.quality.table import METRICS as QUALITY_METRICS
+from imhi_bench.store.readback import raw, read_json, read_number, read_time
 from imhi_bench.store.tables import Model, Prompt, Run, Sample, SetResult
 
 QUALITY_COLUMNS: tuple[str, ...] = tuple(m.column for m in QUALITY_METRICS)
@@ -48,13 +50,16 @@ def run_results(engine: Engine, run_id: int) -> pd.DataFrame:
     ).where(SetResult.run_id == run_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = rows_frame(rows, RESULT_COLUMNS)
+    frame = read_columns(rows_frame(rows, RESULT_COLUMNS),
+                         dict.fromkeys(RESULT_COLUMNS[1:-1], read_number), prefix="set")
     for col in RESULT_COLUMNS[1:-1]:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        frame[col] = pd.to_numeric(frame[col]).astype("float64")
     order = {name: i for i, name in enumerate(SET_NAMES)}
     frame = frame.sort_values("set", key=lambda s: s.map(order)).reset_index(drop=True)
     keep = ["set", "weighted_f1"] + [
         c for c in RESULT_COLUMNS[2:] if frame[c].notna().any()]
+    if frame[UNREADABLE].astype(bool).any():  # naming them, beside the "–" they show as
+        keep.append(UNREADABLE)
     frame = frame[keep].copy()
     for col in PERCENT_QUALITY:
         if col in frame:
@@ -74,27 +79,63 @@ def mean_text(mean: dict) -> str:
     return ", ".join(parts)
 
 
+MODEL_FACTS: tuple[str, ...] = ("name", "path", "revision", "type", "params", "precision",
+                                "base_model", "license", "training_data")
+RUN_FACTS: tuple[str, ...] = ("id", "source", "reference", "backend", "tasks", "format",
+                              "setting", "status", "complete", "coverage", "started_at",
+                              "finished_at", "recorded_at")
+_JSON_FACTS = ("provenance", "generation_config", "mean", "protocol")
+# What SQLAlchemy would parse on fetch (and raise on, for a damaged row): read here instead.
+_READERS = {"params": read_number, "tasks": read_json, "started_at": read_time,
+            "finished_at": read_time, "recorded_at": read_time,
+            **dict.fromkeys(_JSON_FACTS, read_json)}
+
+
+def _column(table, name: str):
+    return raw(getattr(table, name)) if name in _READERS else getattr(table, name)
+
+
 def run_details(engine: Engine, run_id: int) -> dict | None:
-    """Everything stored about one run and its model (provenance included)."""
-    with Session(engine) as session:
-        row = session.execute(
-            select(Run, Model).join(Model, Run.model_id == Model.id).where(Run.id == run_id)
-        ).first()
+    """Everything stored about one run and its model (provenance included, any credential
+    in a URL masked), and `unreadable`: the fields whose stored value cannot be read (None
+    in the rest)."""
+    names = [*MODEL_FACTS, *RUN_FACTS, *_JSON_FACTS]
+    query = (select(*(_column(Model, c) for c in MODEL_FACTS),
+                    *(_column(Run, c) for c in (*RUN_FACTS, *_JSON_FACTS)))
+             .join_from(Run, Model, Run.model_id == Model.id).where(Run.id == run_id))
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
     if row is None:
         return None
-    run, model = row  # loaded attributes stay readable after the session closes
+    values, unreadable = {}, []
+    for name, value in zip(names, row, strict=True):
+        value, ok = _READERS[name](value) if name in _READERS else (value, True)
+        if name in _JSON_FACTS and not isinstance(value, (dict, type(None))):
+            value, ok = None, False  # valid JSON, but not the object the run stored
+        values[name] = value
+        if not ok:
+            unreadable.append(name)
     return {
-        "model": {c: getattr(model, c) for c in (
-            "name", "path", "revision", "type", "params", "precision", "base_model", "license",
-            "training_data")},
-        "run": {c: getattr(run, c) for c in (
-            "id", "source", "reference", "backend", "tasks", "format", "setting", "status",
-            "complete", "coverage", "started_at", "finished_at", "recorded_at")},
-        "provenance": run.provenance or {},
-        "protocol": run.protocol if isinstance(run.protocol, dict) else {},
-        "generation_config": run.generation_config or {},
-        "mean": run.mean or {},
+        "model": {c: values[c] for c in MODEL_FACTS},
+        "run": {c: values[c] for c in RUN_FACTS},
+        # runs recorded before URLs were masked may hold a base_url with a password or key
+        "provenance": masked(values["provenance"] or {}),
+        "generation_config": masked(values["generation_config"] or {}),
+        "mean": values["mean"] or {},
+        "protocol": values["protocol"] or {},
+        "unreadable": unreadable,
     }
+
+
+def masked(value):
+    """`value` (stored JSON) with every URL in its text masked (`core.urls.mask_text`)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- model page
@@ -231,7 +272,7 @@ def cell_samples(engine: Engine, run_id: int, set_name: str, gold: str, read: st
     from imhi_bench.scoring.confusion import UNREADABLE
 
     read_is = Sample.label.is_(None) if read == UNREADABLE else Sample.label == read
-    query = (select(Sample.doc_id, Prompt.text, Sample.generation, Sample.gold, Sample.extra)
+    query = (select(Sample.doc_id, Prompt.text, Sample.generation, Sample.gold, raw(Sample.extra))
              .outerjoin(Prompt, Sample.prompt_hash == Prompt.hash)
              .where(Sample.run_id == run_id, Sample.set_name == set_name,
                     Sample.gold_label == gold, read_is)
@@ -244,7 +285,7 @@ def cell_samples(engine: Engine, run_id: int, set_name: str, gold: str, read: st
                        for r in rows],
         "generation": [r[2] for r in rows],
         "gold": [r[3] for r in rows],
-        "how the label was read": [how_read(set_name, r[2], r[4]) for r in rows],
+        "how the label was read": [how_read(set_name, r[2], read_json(r[4])[0]) for r in rows],
     }, columns=["doc_id", "post (cut)", "generation", "gold", "how the label was read"])
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from imhi_bench.core.clock import utcnow
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.store.engine import write_session
+from imhi_bench.store.readback import raw, read_json
 from imhi_bench.store.tables import Run, Submission
 
 PENDING, RUNNING, FINISHED, FAILED = "PENDING", "RUNNING", "FINISHED", "FAILED"
@@ -271,7 +272,7 @@ def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) ->
     runs = (select(Run.submission_id, func.count(Run.id).label("n"),
                    func.max(Run.id).label("newest"))
             .where(*finished).group_by(Run.submission_id).subquery())
-    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, Run.mean)
+    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, raw(Run.mean))
              .outerjoin(runs, runs.c.submission_id == Submission.id)
              .outerjoin(Run, Run.id == runs.c.newest)
              .order_by(Submission.submitted, Submission.id))
@@ -279,7 +280,9 @@ def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) ->
         query = query.where(Submission.id == sub_id)
     bind = store if isinstance(store, Engine) else store.kw["bind"]
     with Session(bind=bind) as session:
-        return [{**_row(sub), "runs": int(n), "run_id": newest, "weighted_f1": _mean_f1(mean)}
+        # a damaged row's mean (not JSON) is no mean: the listing still shows
+        return [{**_row(sub), "runs": int(n), "run_id": newest,
+                 "weighted_f1": _mean_f1(read_json(mean)[0])}
                 for sub, n, newest, mean in session.execute(query)]
 
 

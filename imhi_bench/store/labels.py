@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.engine import Engine
 
+from imhi_bench.store.readback import raw, read_json
 from imhi_bench.store.tables import Run, Sample
 
 _CHUNK = 500  # run ids per IN (...) list
@@ -49,6 +50,14 @@ def _split(joined: str) -> np.ndarray:
     return values
 
 
+def _doc_ids(joined: str) -> np.ndarray:
+    try:
+        return np.array(joined.split(","), dtype=np.int64)
+    except ValueError:  # a damaged row's doc id ("x", 1.5): that sample is left out
+        return np.array([int(p) for p in joined.split(",") if p.strip().lstrip("-").isdigit()],
+                        dtype=np.int64)
+
+
 def run_labels(engine: Engine, run_ids: Iterable[int],
                sets: Sequence[str] | None = None) -> RunLabels:
     """The stored samples' labels of `run_ids` (only `sets`, if given); a run with no
@@ -67,10 +76,16 @@ def run_labels(engine: Engine, run_ids: Iterable[int],
             if sets is not None:
                 query = query.where(Sample.set_name.in_(list(sets)))
             for run_id, set_name, doc_ids, gold, label in conn.execute(query):
-                found = np.array(doc_ids.split(","), dtype=np.int64)
+                found = _doc_ids(doc_ids)
+                if len(found) != len(doc_ids.split(",")):  # a damaged doc id: left out
+                    keep = np.array([p.strip().lstrip("-").isdigit()
+                                     for p in doc_ids.split(",")])
+                    gold_v, label_v = _split(gold)[keep], _split(label)[keep]
+                else:
+                    gold_v, label_v = _split(gold), _split(label)
                 order = np.argsort(found, kind="stable")
                 out.setdefault(run_id, {})[set_name] = SetLabels(
-                    found[order], _split(gold)[order], _split(label)[order])
+                    found[order], gold_v[order], label_v[order])
     return out
 
 
@@ -79,11 +94,13 @@ def run_provenance(engine: Engine, run_id: int) -> dict | None:
     keeps for it where the provenance has none (a run recorded before protocols); None
     when there is no such run."""
     with engine.connect() as conn:
-        row = conn.execute(select(Run.provenance, Run.protocol)
+        row = conn.execute(select(raw(Run.provenance), raw(Run.protocol))
                            .where(Run.id == int(run_id))).first()
     if row is None:
         return None
-    prov = dict(row[0]) if isinstance(row[0], dict) else {}
-    if not isinstance(prov.get("protocol"), dict) and isinstance(row[1], dict):
-        prov["protocol"] = row[1]
+    prov = read_json(row[0])[0]  # a damaged row's (not JSON): none recorded
+    prov = dict(prov) if isinstance(prov, dict) else {}
+    protocol = read_json(row[1])[0]
+    if not isinstance(prov.get("protocol"), dict) and isinstance(protocol, dict):
+        prov["protocol"] = protocol
     return prov
