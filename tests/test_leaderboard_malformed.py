@@ -89,8 +89,7 @@ def check_every_view(url: str, ids: dict[str, int], field: str, capsys, tmp_path
     runs, scores = data.load_runs(engine), data.load_scores(engine)
     named = f"run {run_id} ({field})"
     in_table = field not in ("mean", "provenance")
-    # the model page shows the protocol within the provenance, not the runs.protocol column
-    on_model_page = field != "protocol"
+    on_model_page = True  # it names the run's protocol (runs.protocol) and every field
     note = store_note(runs, scores)
     assert note.startswith("1 run in the store holds values that cannot be read") \
         and named in note if in_table else note == ""
