@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 N = 16  # items trained on, and test / held-out items checked
 TRAIN = ["report_to=none", "max_length=512", "per_device_batch_size=4",
          "gradient_accumulation_steps=1", "max_val=4", "eval_steps=0", "seed=7",
-         "max_steps=60", "learning_rate=5e-3", "precision=fp32", "sets=DR",
+         "max_steps=40", "learning_rate=5e-3", "precision=fp32", "sets=DR",
          "logging_steps=60", f"max_train={N}"]
 CHECK = ["--sets", "DR", "--limit", str(N)]
 ERROR = "imhi-bench: error: "
@@ -175,3 +175,66 @@ def test_clear_refuses_an_unknown_run(tmp_path, capsys):
     assert main(["contamination", "clear", "7", "--db", url]) == 2
     assert capsys.readouterr().err.strip() == (
         f"{ERROR}no run 7 in the store: see the leaderboard's run_id column")
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def test_worker_records_the_verdict_and_a_flagged_run_is_not_ranked(trained, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Two submissions through `submit` and the worker: the run of the model trained on the
+    test pairs carries a contaminated verdict (against its base, which `submit` took from
+    the training card), shows the badge and is left out of the ranking until an operator
+    clears it; the model trained on train pairs is clean and ranked."""
+    from sqlalchemy import select
+
+    from imhi_bench.leaderboard import data
+    from imhi_bench.store.engine import open_store, store_engine
+    from imhi_bench.store.tables import Run, Submission
+
+    url = f"sqlite:///{tmp_path / 'q.sqlite'}"
+    monkeypatch.setenv("IMHI_SUBMISSIONS_DIR", str(tmp_path / "subs"))
+    for name in ("contaminated", "clean"):
+        assert main(["submit", "--model", str(trained[name]), "--name", name, "--db", url]) == 0
+    factory = open_store(url)
+    with factory() as s:
+        bases = dict(s.execute(select(Submission.name, Submission.base_model)).all())
+    assert bases == {"contaminated": str(trained["untrained"]),
+                     "clean": str(trained["untrained"])}
+    with torch_threads(1):
+        assert main(["worker", "--drain", "--db", url, "--tasks", "imhi_dr", "--limit", str(N),
+                     "--max-new-tokens", "4", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 2 finished, 0 failed" in out and "overall: contaminated" in out
+    with factory() as s:
+        checks = {name: prov["contamination"] for name, prov in s.execute(
+            select(Submission.name, Run.provenance)
+            .join(Run, Run.submission_id == Submission.id)).all()}
+    assert checks["contaminated"]["verdict"] == stats.CONTAMINATED
+    assert checks["contaminated"]["sets"]["DR"]["basis"] == "difference"
+    assert checks["contaminated"]["base"] == str(trained["untrained"])
+    assert checks["clean"]["verdict"] == stats.CLEAN
+
+    def table():
+        runs = data.load_runs(store_engine(factory))
+        runs["complete"] = True  # as if unlimited: ranking turns on the check alone here
+        t = data.leaderboard_table(runs, data.load_scores(store_engine(factory)),
+                                   sets=["DR"], include_partial=True,
+                                   protocol=data.ALL_PROTOCOLS)
+        return t.set_index("model")
+
+    t = table()
+    assert not t.loc["contaminated", data.RANKED] and t.loc["clean", data.RANKED]
+    assert t.loc["contaminated", data.CONTAMINATION_COLUMN].startswith("contaminated (p=")
+    assert t.loc["clean", data.CONTAMINATION_COLUMN] == ""
+    run_id = int(t.loc["contaminated", "run_id"])
+    assert main(["contamination", "clear", str(run_id), "--db", url,
+                 "--note", "checked by hand"]) == 0
+    assert "contaminated cleared" in capsys.readouterr().out
+    t = table()
+    assert t.loc["contaminated", data.RANKED]
+    assert t.loc["contaminated", data.CONTAMINATION_COLUMN].endswith(": cleared")
+    # a clean run has nothing to clear
+    clean_id = int(t.loc["clean", "run_id"])
+    assert main(["contamination", "clear", str(clean_id), "--db", url]) == 2
+    assert "is not flagged by the contamination check" in capsys.readouterr().err
