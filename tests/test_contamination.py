@@ -238,3 +238,16 @@ def test_worker_records_the_verdict_and_a_flagged_run_is_not_ranked(trained, tmp
     clean_id = int(t.loc["clean", "run_id"])
     assert main(["contamination", "clear", str(clean_id), "--db", url]) == 2
     assert "is not flagged by the contamination check" in capsys.readouterr().err
+
+
+def test_a_submission_without_held_out_data_is_recorded_as_not_checked():
+    from imhi_bench.queue.contamination import screen
+    from imhi_bench.queue.worker import WorkerOptions
+
+    sub = {"model": "/nowhere", "adapter": "", "revision": "sha256:" + "0" * 64,
+           "base_model": None, "backend": "hf", "precision": "fp32", "allow_pickle": False,
+           "needs_remote_code": False}
+    logged: list[str] = []
+    got = screen(sub, WorkerOptions(limit=4), sets=["CAMS", "t-sid"], log=logged.append)
+    assert got["verdict"] is None and got["error"].startswith("no set to check under")
+    assert any("contamination check not run" in line for line in logged)

@@ -17,8 +17,8 @@ KEY = "contamination"
 def screen(sub: dict, opts, *, sets: list[str] | None = None, log=print) -> dict:
     """The check of a claimed submission (its model, adapter and precision as the worker
     evaluates them; against its base model when one was recorded and can be loaded), or
-    {"verdict": None, "error": why} when it cannot run: a submission is never failed for
-    want of held-out data."""
+    {"verdict": None, "error": why} when it cannot run (no held-out data, or it broke): a
+    submission is never failed by its check."""
     from imhi_bench.models.registry import backend
     from imhi_bench.queue.submission import PRECISIONS
     from imhi_bench.train.contamination import CheckOptions, format_report, run_check
@@ -44,6 +44,9 @@ def screen(sub: dict, opts, *, sets: list[str] | None = None, log=print) -> dict
     except ImhiError as e:
         log(f"contamination check not run: {e}")
         return {"verdict": None, "error": first_line(e)}
+    except Exception as e:  # noqa: BLE001 - the evaluation stands; the check says it failed
+        log(f"contamination check crashed: {type(e).__name__}: {first_line(e)}")
+        return {"verdict": None, "error": f"crashed: {type(e).__name__}: {first_line(e)}"}
     log(format_report(report))
     return report
 
