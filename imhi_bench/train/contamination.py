@@ -122,11 +122,10 @@ def load_model(path: str, opts: CheckOptions, adapter: str | None = None):
     kwargs = {"dtype": dtype, "trust_remote_code": opts.trust_remote_code}
     if opts.safetensors_only:
         kwargs["use_safetensors"] = True
+    # an adapter folder `imhi-bench train` wrote carries the tokenizer it was trained with
+    tok_from = adapter if adapter and _has_tokenizer(adapter) else path
     with explain_load_failure("model", path, "--model"):
-        tok = AutoTokenizer.from_pretrained(adapter or path,
-                                            trust_remote_code=opts.trust_remote_code) \
-            if adapter and _has_tokenizer(adapter) else \
-            AutoTokenizer.from_pretrained(path, trust_remote_code=opts.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(tok_from, trust_remote_code=opts.trust_remote_code)
         model = cls.from_pretrained(path, **kwargs)
     if adapter:
         from peft import PeftModel
