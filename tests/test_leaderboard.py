@@ -303,11 +303,12 @@ def test_main_page_shows_reported_and_reproduced_rows_with_all_protocols(seeded)
     x = table[table["model"] == "X"].iloc[0]
     assert x["source"] == "reproduced" and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:11]) == ["model", data.BAND_COLUMN, "coverage", "source",
+    assert list(table.columns[:12]) == ["model", data.BAND_COLUMN, "coverage",
+                                        data.CONTAMINATION_COLUMN, "source",
                                         "type", "size (B)", "training data", "format",
                                         "setting", "protocol",
                                         data.MEAN_COLUMN]
-    assert list(table.columns[11:19]) == list(data.RANKED_SETS)
+    assert list(table.columns[12:20]) == list(data.RANKED_SETS)
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"

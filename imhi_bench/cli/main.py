@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.cli.eval",
     "imhi_bench.cli.cache",
     "imhi_bench.cli.train",
+    "imhi_bench.cli.contamination",
     "imhi_bench.cli.baseline",
     "imhi_bench.cli.score",
     "imhi_bench.cli.compare",

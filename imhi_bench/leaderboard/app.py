@@ -143,8 +143,8 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
         "classifiers), macro F1 averages over the gold classes and an unreadable answer "
         "counts as wrong. "
         + band_data.BAND_NOTE
-        + (" Greyed rows are partial or of unknown coverage: listed after the ranked ones, "
-           "not ranked." if partial else ""))
+        + (" Greyed rows are partial, of unknown coverage or flagged by the contamination "
+           "check: listed after the ranked ones, not ranked." if partial else ""))
     if note := unreadable.store_note(*_frames(url, fingerprint)):
         st.caption(note)
     if table.empty and not partial and not runs["complete"].eq(True).all():

@@ -41,6 +41,7 @@ from imhi_bench.leaderboard.filters import (  # noqa: F401
     filter_table,
 )
 from imhi_bench.leaderboard.unreadable import read_columns
+from imhi_bench.scoring.contamination import badge, flagged
 from imhi_bench.scoring.protocol import DEFAULT_ID
 from imhi_bench.store.readback import raw, read_json, read_number, read_time
 from imhi_bench.store.tables import Model, Run, SetResult
@@ -68,15 +69,18 @@ COVERAGE_COLUMN = "coverage"  # the badge: complete, or partial / unknown and wh
 OWN_MEAN_COLUMN = "mean of sets scored"  # every set the run scored (a paper row: its mean)
 RANKED = "ranked"  # internal: complete runs are ranked, the others listed after them
 BAND_COLUMN = "rank band"  # the ranks a row could take (`band_data`); empty for no band
+# suspect / contaminated (`imhi-bench contamination`): such a run is not ranked until cleared
+CONTAMINATION_COLUMN = "contamination"
 INFO_COLUMNS: tuple[str, ...] = (
-    "model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type", "size (B)", "training data",
-    "format", "setting", "protocol", MEAN_COLUMN, "sets scored", OWN_MEAN_COLUMN,
-    "mean BART-score", "date", "path", "revision", "base model", "precision", "license",
-    "backend", "run_id",
+    "model", BAND_COLUMN, COVERAGE_COLUMN, CONTAMINATION_COLUMN, "source", "type", "size (B)",
+    "training data", "format", "setting", "protocol", MEAN_COLUMN, "sets scored",
+    OWN_MEAN_COLUMN, "mean BART-score", "date", "path", "revision", "base model", "precision",
+    "license", "backend", "run_id",
 )
 DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
                                    "backend", "run_id")
-TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, "source", "type",
+TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, CONTAMINATION_COLUMN,
+                                 "source", "type",
                                  "training data", "format", "setting", "protocol", "date",
                                  "path", "revision", "base model", "precision", "license",
                                  "backend")
@@ -117,6 +121,9 @@ def load_runs(engine: Engine) -> pd.DataFrame:
             Model.base_model, Model.license, Model.training_data, Run.source, Run.reference,
             Run.backend, Run.format, Run.setting, raw(Run.finished_at), raw(Run.recorded_at),
             Run.complete, Run.coverage, Run.protocol_id, raw(Run.protocol),
+            # the contamination check's report, read from the provenance in Python: a
+            # damaged provenance reads as no report (SQL's JSON functions would fail)
+            raw(Run.provenance),
         )
         .join(Model, Run.model_id == Model.id)
         .where(Run.status == "finished")
@@ -128,11 +135,12 @@ def load_runs(engine: Engine) -> pd.DataFrame:
         "run_id", "model_id", "model", "path", "revision", "type", "params", "precision",
         "base_model", "license", "training_data", "source", "reference", "backend", "format",
         "setting", "finished_at", "recorded_at", "complete", "coverage", "protocol_id",
-        "protocol",
+        "protocol", "contamination",
     ])
     # a damaged row's unreadable values are missing (–), and named in its UNREADABLE cell
     frame = read_columns(frame, {"finished_at": read_time, "recorded_at": read_time,
                                  "protocol": read_json, "params": read_number})
+    frame["contamination"] = frame["contamination"].map(_contamination)
     frame["protocol"] = frame["protocol"].map(_protocol_name)
     frame["protocol_id"] = frame["protocol_id"].map(
         lambda v: v if isinstance(v, str) and v else UNKNOWN)
@@ -143,6 +151,13 @@ def load_runs(engine: Engine) -> pd.DataFrame:
 
 
 SCORE_COLUMNS: tuple[str, ...] = ("run_id", "set", "weighted_f1", "bart_score")
+
+
+def _contamination(provenance) -> dict | None:
+    """The contamination check's report a run's stored provenance holds, if any."""
+    value = read_json(provenance)[0]
+    report = value.get("contamination") if isinstance(value, dict) else None
+    return report if isinstance(report, dict) else None
 
 
 def _protocol_name(value) -> str:
@@ -239,8 +254,11 @@ def leaderboard_table(
     sets = list(sets)
     if protocol != ALL_PROTOCOLS:
         runs = runs[runs["protocol_id"] == protocol]
+    # a run the contamination check flagged is listed, not ranked, until an operator clears it
+    checked = runs.get("contamination", pd.Series(None, index=runs.index, dtype=object))
     runs = runs.assign(**{RANKED: runs["complete"].map(lambda v: _known(v) is True)
-                          .astype(bool)})
+                          .astype(bool) & ~checked.map(flagged).astype(bool)},
+                       contamination=checked)
     if not include_partial:
         runs = runs[runs[RANKED]]
     if latest_only and not runs.empty:
@@ -264,6 +282,7 @@ def leaderboard_table(
         "model": table["model"],
         COVERAGE_COLUMN: [coverage_badge(c, w) for c, w in
                           zip(table["complete"], table["coverage"], strict=True)],
+        CONTAMINATION_COLUMN: table["contamination"].map(badge),
         "source": table["source"],
         "type": table["type"].fillna(UNKNOWN),
         "size (B)": table["params"] / 1e9,

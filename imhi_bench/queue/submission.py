@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imhi_bench.core.errors import ImhiError
-from imhi_bench.models.card import read_card
+from imhi_bench.models.card import card_summary, read_card
 from imhi_bench.queue.checkpoint import check_adapter, check_model
 
 SUBMISSIONS_DIR_ENV = "IMHI_SUBMISSIONS_DIR"
@@ -213,11 +213,16 @@ def prepare(opts: SubmitOptions) -> dict:
     backend = _backend(opts, checked.config, what)
     if adapter_info:
         base_model = base_model or checked.model
+    # a folder `imhi-bench train` wrote says what it was trained on, and from which base
+    # (the contamination check compares the two)
+    card = card_summary(read_card(adapter_info[0] if adapter_info else
+                                  (checked.model if checked.local else None))) or {}
     if meta["training_data"] is None:
-        # a folder `imhi-bench train` wrote says what it was trained on
-        card = read_card(adapter_info[0] if adapter_info else (checked.model if checked.local
-                                                                else None))
-        meta["training_data"] = (card or {}).get("training_data")
+        meta["training_data"] = card.get("training_data")
+    named = card.get("base_model")
+    if not base_model and isinstance(named, str) and 0 < len(named) <= 200 \
+            and named.strip() == named and "\n" not in named:
+        base_model = named  # a card is information, never a reason to refuse a submission
     # What the worker will record for the model, checked now rather than after the eval.
     model_row({"name": name, "path": adapter_info[0] if adapter_info else checked.model,
                 "base_model": base_model, "precision": precision, "params": checked.params,

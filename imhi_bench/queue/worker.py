@@ -4,10 +4,11 @@
 One job: claim (imhi_bench.queue.jobs) -> heartbeat thread on -> re-check a local folder's
 content hash (a folder changed after submitting is not scored) -> `run_eval` into
 `<submissions dir>/runs/<id>`, with the generation cache in `<submissions dir>/cache` ->
-record the run and mark the job FINISHED in one transaction, or FAILED with the one-line
-error.  Both paths are fixed per submission, so a job requeued after its worker died
-resumes from the generations that worker had cached (the cache is keyed by model identity
-and prompt; workers sharing the submissions dir share it).
+the contamination check (`imhi_bench.queue.contamination`) -> record the run and mark
+the job FINISHED in one transaction, or FAILED with the one-line error.  Both paths are
+fixed per submission, so a job requeued after its worker died resumes from the generations
+that worker had cached (the cache is keyed by model identity and prompt; workers sharing
+the submissions dir share it).
 
 Modes: `--once` runs at most one job; `--drain` runs jobs until none it may run is PENDING
 (stale RUNNING jobs are requeued first, so they count; RUNNING jobs with a live heartbeat
@@ -145,6 +146,7 @@ def work(opts: WorkerOptions, log=print) -> dict[str, int]:
 
 def run_job(factory, job: Claim, opts: WorkerOptions, directory: Path, log=print) -> str:
     """Evaluate one claimed submission; returns FINISHED, FAILED or LOST."""
+    from imhi_bench.queue.contamination import screen
     from imhi_bench.runs.evaluate import run_eval
     from imhi_bench.scoring.report import score_table
 
@@ -154,10 +156,12 @@ def run_job(factory, job: Claim, opts: WorkerOptions, directory: Path, log=print
         with Heartbeat(factory, job, heartbeat_interval(opts.heartbeat_timeout), log) as hb:
             verify_pins(sub)
             run = run_eval(eval_options(sub, opts, directory), log=log)
+            # before the run is recorded: a flagged run never ranks, not even for a moment
+            check = screen(sub, opts, sets=list(run.samples), log=log)
         if hb.lost.is_set():
             raise LostClaim(f"submission {sub['id']} was requeued while this worker ran it: "
                             "its result was discarded")
-        run_id = finish(factory, job, lambda session: record(session, job, run))
+        run_id = finish(factory, job, lambda session: record(session, job, run, check))
     except LostClaim as e:
         log(str(e))
         return LOST
@@ -243,8 +247,9 @@ def eval_options(sub: dict, opts: WorkerOptions, directory: Path):
     )
 
 
-def record(session, job: Claim, run) -> int:
-    """Write the evaluated run into the store (inside `queue.finish`'s transaction)."""
+def record(session, job: Claim, run, contamination: dict | None = None) -> int:
+    """Write the evaluated run into the store (inside `queue.finish`'s transaction), with
+    its contamination check in the provenance."""
     from imhi_bench.core.clock import utcnow
     from imhi_bench.store.record import record_scored
 
@@ -255,6 +260,8 @@ def record(session, job: Claim, run) -> int:
         "submitter": sub["submitter"], "revision": sub["revision"],
         "adapter_revision": sub["adapter_revision"] or None,
     }}
+    if contamination is not None:
+        provenance["contamination"] = contamination
     adapter = bool(sub["adapter"])
     return record_scored(
         session,
