@@ -306,6 +306,7 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
             if line.startswith("FINISHED "):
                 assert lines[i + 1].split()[:3] == ["set", "n", "wF1"]
                 assert lines[i + 3].split()[:2] == ["DR", "2"]
+                assert lines[i + 5].startswith("Partial run (--limit 2)")
     claimed = [line.split()[1] for out in outs for line in out.splitlines()
                if line.startswith("claimed ")]
     assert sorted(claimed) == sorted(ids)  # each job claimed once, by one of the two
@@ -313,7 +314,9 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     assert [r["id"] for r in listing] == ids  # oldest first
     for r in listing:
         assert set(r) == {"id", "name", "model", "revision", "status", "runs", "run_id",
-                          "weighted_f1", "error", "submitted", "finished"}
+                          "weighted_f1", "complete", "coverage", "error", "submitted",
+                          "finished"}
+        assert (r["complete"], r["coverage"]) == (False, "--limit 2")  # a partial score
         assert (r["status"], r["runs"], r["error"]) == ("FINISHED", 1, None)
         assert r["revision"].startswith("sha256:") and r["finished"].endswith("Z")
     assert runs_per_submission(url) == {i: 1 for i in ids}
@@ -339,7 +342,8 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     assert table[0].split()[:6] == ["id", "name", "status", "runs", "run", "wF1"]
     for r in listing:
         [line] = [t for t in table if t.startswith(r["id"])]
-        assert line.split()[3:6] == ["1", str(r["run_id"]), f"{r['weighted_f1']:.2f}"]
+        assert line.split()[3:7] == ["1", str(r["run_id"]), f"{r['weighted_f1']:.2f}",
+                                     "partial"]
 
 
 def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it(
@@ -645,6 +649,30 @@ def test_status_lists_the_queue_and_one_submission(sqlite_url, capsys):
     assert NON_CLINICAL_NOTICE in out
     assert main(["status", "nope", "--db", sqlite_url]) == 2
     assert "no submission 'nope'" in capsys.readouterr().err
+
+
+def test_status_says_when_a_finished_run_is_partial(sqlite_url, capsys):
+    """A --limit run's score is partial: status says so in its table and in --json."""
+    factory = open_store(sqlite_url)
+    cut, whole = add(factory, "cut", seconds=1), add(factory, "whole", seconds=2)
+    for name, n, prov in (("cut", 2, {"limit": 2, "sets": {"DR": {"rows": 405,
+                                                                   "complete": False}}}),
+                          ("whole", 405, {"sets": {"DR": {"rows": 405, "complete": True}}})):
+        job = queue.claim(factory, "A")
+        queue.finish(factory, job, lambda session, name=name, n=n, prov=prov: record_run(
+            session, model={"name": name}, run={},
+            results={"sets": {"DR": {"weighted_f1": 50.0, "n": n}},
+                     "mean": {"weighted_f1": 50.0}, "provenance": prov}))
+    listing = {r["id"]: r for r in status_json(sqlite_url, capsys)}
+    assert (listing[cut]["complete"], listing[cut]["coverage"]) == (False, "--limit 2")
+    assert (listing[whole]["complete"], listing[whole]["coverage"]) == (True, None)
+    assert main(["status", "--db", sqlite_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[5:7] == ["wF1", "scored"]
+    [line] = [t for t in table if t.startswith(cut)]
+    assert line.split()[5:7] == ["50.00", "partial"] and line.endswith("partial: --limit 2")
+    [line] = [t for t in table if t.startswith(whole)]
+    assert line.split()[5:7] == ["50.00", "all"] and "partial" not in line
 
 
 def test_list_submissions_counts_only_finished_runs(sqlite_url):

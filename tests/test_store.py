@@ -21,6 +21,7 @@ from imhi_bench.cli.main import main
 from imhi_bench.cli.options import add_db_args
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.sqlite_wal import enable_wal
+from imhi_bench.scoring import coverage as cov
 from imhi_bench.store import record
 from imhi_bench.store.engine import (
     HEAD_REVISION,
@@ -347,8 +348,8 @@ def test_reproduced_run_of_a_reported_model_stays_apart(url):
 
 def coverage(counts: dict, provenance: dict | None = None, tasks=None, fmt="instruction",
              source="reproduced"):
-    return record.run_coverage(source=source, tasks=tasks or list(counts), fmt=fmt,
-                               provenance=provenance, counts=counts)
+    return cov.run_coverage(source=source, tasks=tasks or list(counts), fmt=fmt,
+                            provenance=provenance, counts=counts)
 
 
 def test_run_coverage_rule():
@@ -375,7 +376,21 @@ def test_run_coverage_rule():
     assert coverage({"DR": None}, source="reported") == (True, None)
     long = coverage({n: 1 for n in SET_NAMES}, {"sets": {n: {"complete": False}
                                                           for n in SET_NAMES}})
-    assert long[0] is False and len(long[1]) <= record.COVERAGE_LIMIT
+    assert long[0] is False and len(long[1]) <= cov.COVERAGE_LIMIT
+
+
+def test_a_partial_run_s_score_table_says_so():
+    from imhi_bench.scoring.report import score_table
+
+    def report(n: int, prov: dict) -> dict:
+        m = {"n": n, "weighted_f1": 50.0, "accuracy": 50.0, "macro_f1": 50.0, "unparseable": 0}
+        return {"sets": {"DR": m}, "provenance": prov}
+
+    cut = score_table(report(2, {"limit": 2, "sets": {"DR": {"rows": 405, "complete": False}}}))
+    assert "Partial run (--limit 2): these scores cover only part of the test sets" in cut
+    assert "Partial run (scored DR 50 of 405)" in score_table(report(50, {}))
+    whole = score_table(report(405, {"limit": 500, "sets": {"DR": {"complete": True}}}))
+    assert "Partial" not in whole and "Partial" not in score_table(report(405, {}))
 
 
 def test_released_row_counts_match_the_files(imhi_dir):
@@ -383,7 +398,7 @@ def test_released_row_counts_match_the_files(imhi_dir):
 
     for status in check(imhi_dir):
         if status.state == "ok":
-            assert record.RELEASED_TEST_ROWS[status.fmt][status.set] == status.rows, status
+            assert cov.RELEASED_TEST_ROWS[status.fmt][status.set] == status.rows, status
 
 
 def test_record_run_records_coverage_and_reported_rows_are_complete(url):
