@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "baseline", help="rerun the paper's baselines (MentalRoBERTa, ChatGPT, LLaMA2)",
         description="Run a baseline of the paper's Tables 2 and 3 from its spec in baselines/, "
         "score it with the pipeline of `imhi-bench eval`, write the same run folder, and "
-        "record it (with its type, setting and spec) beside the paper's row.")
+        "record it (with its type, setting and spec) under the paper's row name, so the "
+        "leaderboard shows it beside that row once `imhi-bench db init` has loaded them.")
     actions = p.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
     run = actions.add_parser(
         "run", help="run one baseline spec",
@@ -89,8 +90,15 @@ def run_baseline(args: argparse.Namespace) -> int:
             run={"setting": spec.setting})
     print(f"Run folder: {result.run_dir}")
     if run_id is not None:
+        from imhi_bench.store.engine import open_store
+        from imhi_bench.store.reported import NOT_LOADED, reported_run_count
+
+        factory = open_store(args.db)
+        beside = ", beside the paper's row" if reported_run_count(factory, spec.name) else ""
         print(f"Recorded as run {run_id} ({spec.name}, {spec.type}, {spec.setting}) in the "
-              "results store, beside the paper's row (see `imhi-bench leaderboard`).")
+              f"results store{beside} (see `imhi-bench leaderboard`).")
+        if not reported_run_count(factory):
+            print(NOT_LOADED)
     print()
     # the table ends with the non-clinical notice: it stays the report's last line
     print(score_table(result.report))
