@@ -1,4 +1,5 @@
-"""Shared test setup: offline Hugging Face, a temp HF_HOME, and the IMHI data dir.
+"""Shared test setup: offline Hugging Face, every per-user folder a temp dir, and the IMHI
+data dir.
 
 The released IMHI files are read from ../shared/imhi beside the project (or $IMHI_DATA_DIR);
 they are never copied into the repository.
@@ -19,11 +20,20 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="imhi-test-hf-")
 os.environ.setdefault("IMHI_DATA_DIR", str(SHARED_IMHI))
-# Nothing a test does may touch the user's real store or cache.
-_db_dir = tempfile.mkdtemp(prefix="imhi-test-db-")
-os.environ["IMHI_DB_URL"] = "sqlite:///" + os.path.join(_db_dir, "t.sqlite")
+# Nothing a test does may touch the user's files: the store, the generation cache, the
+# submissions folder, the HF home, and every per-user folder (platformdirs reads XDG_*, and
+# libraries such as matplotlib or Chromium write under HOME) are a session temp dir's.
+# tests/test_user_dirs.py checks what a command writes when these are left to default.
+_session = Path(tempfile.mkdtemp(prefix="imhi-test-session-"))
+_DIRS = {"HOME": "home", "XDG_CACHE_HOME": "xdg-cache", "XDG_DATA_HOME": "xdg-data",
+         "XDG_CONFIG_HOME": "xdg-config", "XDG_STATE_HOME": "xdg-state",
+         "HF_HOME": "hf", "MPLCONFIGDIR": "matplotlib", "IMHI_CACHE_DIR": "generation-cache",
+         "IMHI_SUBMISSIONS_DIR": "submissions"}
+for _var, _name in _DIRS.items():
+    (_session / _name).mkdir()
+    os.environ[_var] = str(_session / _name)
+os.environ["IMHI_DB_URL"] = "sqlite:///" + str(_session / "store.sqlite")
 
 
 @pytest.fixture(scope="session")
