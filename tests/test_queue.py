@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from tiny_models import build_tiny_llama, cached_generations
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
@@ -45,62 +41,6 @@ SMOKE = ["--tasks", "imhi_dr", "--limit", "2", "--max-new-tokens", "4", "--boots
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'queue.sqlite'}"
-
-
-def _pg_tools() -> tuple[str, str] | None:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return None
-    return (initdb, pg_ctl) if initdb and pg_ctl else None
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """A throwaway PostgreSQL server on a Unix socket, or a skip."""
-    tools = _pg_tools()
-    if tools is None:
-        pytest.skip("PostgreSQL tests need initdb/pg_ctl and psycopg "
-                    "(pip install 'imhi-bench[postgres]')")
-    initdb, pg_ctl = tools
-    root = Path(tempfile.mkdtemp(prefix="imhi-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run([*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "imhi", "--no-sync"],
-                   check=True, capture_output=True)
-    opts = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off"
-    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                    "-w", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://imhi@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_url(pg_server) -> str:
-    """A fresh database on the test server."""
-    from sqlalchemy import create_engine
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return pg_server.replace("/postgres?", f"/{name}?")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

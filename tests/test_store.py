@@ -62,8 +62,9 @@ def sample(set_name: str, doc_id: int, *, correct: bool = True, prompt: str | No
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.sqlite'}"
+def url(new_store_url) -> str:
+    """A new store, on SQLite and on PostgreSQL (conftest's session server) in turn."""
+    return new_store_url()
 
 
 def counts(factory) -> dict[str, int]:
@@ -112,9 +113,11 @@ def test_new_store_is_created_with_wal_busy_timeout_and_no_rows(url):
     factory = open_store(url)
     engine = store_engine(factory)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        if url.startswith("sqlite"):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == \
+                SQLITE_BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
             == HEAD_REVISION
     assert counts(factory) == empty(factory)
@@ -122,18 +125,19 @@ def test_new_store_is_created_with_wal_busy_timeout_and_no_rows(url):
                                     "submissions"}
 
 
-def test_opening_or_upgrading_never_inserts_rows_and_db_init_loads_them_once(tmp_path, capsys):
+def test_opening_or_upgrading_never_inserts_rows_and_db_init_loads_them_once(new_store_url,
+                                                                            capsys):
     from alembic import command
 
     # an old store (the first schema) brought to the newest by opening it, then db upgrade
-    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = new_store_url("old")
     command.upgrade(alembic_config(old), "0001")
     factory = open_store(old)
     assert counts(factory) == empty(factory)
     assert main(["db", "upgrade", "--db", old]) == 0
     assert "already at schema" in capsys.readouterr().out
     # a new store through db upgrade
-    new = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    new = new_store_url("new")
     assert main(["db", "upgrade", "--db", new]) == 0
     assert f"schema (new) -> {HEAD_REVISION}" in capsys.readouterr().out
     factory = open_store(new)
@@ -438,14 +442,14 @@ def test_distinct_names_for_other_weights_under_the_same_name(url):
         assert s.scalar(select(func.count()).select_from(Model)) == 3
 
 
-def test_upgrade_to_0003_fills_in_the_coverage_of_stored_runs(tmp_path):
+def test_upgrade_to_0003_fills_in_the_coverage_of_stored_runs(new_store_url):
     """A store made before runs.complete existed: the upgrade computes each run's coverage
     from what it stored (provenance, n per set) and leaves unknown ones NULL."""
     import json
 
     from alembic import command
 
-    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = new_store_url("old")
     command.upgrade(alembic_config(old), "0002")
     engine = make_engine(old)
     runs = {
