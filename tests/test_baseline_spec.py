@@ -49,7 +49,7 @@ def test_a_generative_spec_needs_a_model_and_every_spec_a_name():
 def test_the_shipped_specs_load_and_pair_with_the_paper_rows():
     from imhi_bench.store.reported import REPORTED
 
-    specs = {p.stem: s for p, s in list_specs(ROOT / "baselines")}
+    specs = {p.stem: s for p, s in list_specs(ROOT / "imhi_bench" / "baselines" / "specs")}
     reported = {(e["model"]["name"], e["setting"]) for e in REPORTED}
     for stem, spec in specs.items():
         if spec.name != "GPT-4":  # the paper reports no GPT-4 row

@@ -82,3 +82,23 @@ def test_a_store_url_error_comes_before_the_first_use_fetch(monkeypatch, capsys,
     assert main(["eval", "--model", str(tmp_path), "--db", "nonsense://foo"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("imhi-bench: error: unknown database kind") and "fetched" not in err
+
+
+def test_top_level_help_lists_every_labeler_action(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("labeler")]
+    assert all(action in line for action in ("train", "eval", "agree"))
+
+
+@pytest.mark.parametrize("task,near", [("imhi_dr2", "imhi_dr"), ("t_sid", "t-sid"),
+                                       ("IMHI_SADD", "imhi_sad"), ("zzz", None)])
+def test_an_unknown_task_offers_the_nearest_and_spells_the_accepted_names(task, near):
+    from imhi_bench.runs.selection import select_tasks
+
+    with pytest.raises(ImhiError) as e:
+        select_tasks(task, "hf")
+    text = str(e.value)
+    assert text.startswith(f"unknown task {task!r}")
+    assert (f"(did you mean {near}?)" in text) if near else "did you mean" not in text
+    assert "imhi_expert_dr" in text and "t-sid" in text and "|" not in text

@@ -197,10 +197,12 @@ def test_fetch_verifies_git_blob_entries(blob_release, tmp_path, serve, capsys):
 def test_fetch_offline_reports_once_per_cause_and_stops(tmp_path, downloads, capsys):
     rc = main(["data", "fetch", "--dest", str(tmp_path), "--base-url", CLOSED,
                "--sets", "DR,SAD", "--formats", "instruction,expert", "--no-train"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert rc == 1
     failures = [line for line in out.splitlines() if line.startswith("- ")]
     assert failures == ["- cannot reach 127.0.0.1:1: Connection refused (4 files)"]
+    # the progress bar stops where the server went out of reach, not at 4/4
+    assert "fetch IMHI:   0%" in err and "4/4" not in err
     assert len(downloads) == 1  # the first connection error stops the run
     assert "0 downloaded, 0 already present, 4 failed" in out
 

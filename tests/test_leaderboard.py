@@ -93,6 +93,49 @@ def url(tmp_path: Path, monkeypatch) -> str:
     return url
 
 
+def test_the_leaderboard_reads_the_same_from_postgresql(tmp_path, pg_url):
+    """The leaderboard's queries (the ranked view, a run's page, its samples and errors, the
+    rank bands) give the same tables from PostgreSQL as from SQLite, timestamps aside."""
+    import pandas as pd
+
+    from imhi_bench.leaderboard.band_data import with_rank_bands
+
+    def timeless(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop(columns=[c for c in frame.columns if str(c).endswith("_at")])
+
+    read = {}
+    for kind, store in (("sqlite", f"sqlite:///{tmp_path / 'lb.sqlite'}"), ("pg", pg_url)):
+        ids = seed(store)
+        engine = store_engine(open_store(store))
+        runs, scores = data.load_runs(engine), data.load_scores(engine)
+        table = data.leaderboard_table(runs, scores, include_partial=True)
+        samples, total = run_data.load_samples(engine, ids["EVIL"], set_name="DR")
+        read[kind] = {
+            "ids": ids, "total": total,
+            "view": timeless(data.default_view(engine)),
+            "bands": timeless(with_rank_bands(engine, table, list(data.RANKED_SETS))),
+            "runs": timeless(runs), "scores": scores,
+            "results": run_data.run_results(engine, ids["EVIL"]),
+            "samples": samples,
+            "errors": run_data.set_errors(engine, ids["EVIL"]),
+        }
+    sq, pg = read["sqlite"], read["pg"]
+    assert sq["ids"] == pg["ids"] and len(sq["view"]) > 0 and sq["total"] == pg["total"] == 30
+    for key in ("view", "bands", "runs", "scores", "results", "samples"):
+        pd.testing.assert_frame_equal(sq[key].reset_index(drop=True),
+                                      pg[key].reset_index(drop=True), check_dtype=False,
+                                      obj=key)
+    assert list(sq["errors"]) == list(pg["errors"]) == ["DR", "dreaddit"]
+    for name, parts in sq["errors"].items():
+        assert list(parts) == list(pg["errors"][name])
+        for part, value in parts.items():
+            if isinstance(value, pd.DataFrame):
+                pd.testing.assert_frame_equal(value, pg["errors"][name][part],
+                                              check_dtype=False, obj=f"{name} {part}")
+            else:
+                assert value == pg["errors"][name][part], (name, part)
+
+
 @pytest.fixture
 def seeded(url: str) -> dict[str, int]:
     return seed(url)

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from tiny_models import build_tiny_llama, cached_generations
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
@@ -45,62 +41,6 @@ SMOKE = ["--tasks", "imhi_dr", "--limit", "2", "--max-new-tokens", "4", "--boots
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'queue.sqlite'}"
-
-
-def _pg_tools() -> tuple[str, str] | None:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return None
-    return (initdb, pg_ctl) if initdb and pg_ctl else None
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """A throwaway PostgreSQL server on a Unix socket, or a skip."""
-    tools = _pg_tools()
-    if tools is None:
-        pytest.skip("PostgreSQL tests need initdb/pg_ctl and psycopg "
-                    "(pip install 'imhi-bench[postgres]')")
-    initdb, pg_ctl = tools
-    root = Path(tempfile.mkdtemp(prefix="imhi-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run([*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "imhi", "--no-sync"],
-                   check=True, capture_output=True)
-    opts = f"-k {root} -p {port} -c listen_addresses='' -c fsync=off"
-    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                    "-w", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://imhi@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_url(pg_server) -> str:
-    """A fresh database on the test server."""
-    from sqlalchemy import create_engine
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return pg_server.replace("/postgres?", f"/{name}?")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -306,6 +246,7 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
             if line.startswith("FINISHED "):
                 assert lines[i + 1].split()[:3] == ["set", "n", "wF1"]
                 assert lines[i + 3].split()[:2] == ["DR", "2"]
+                assert lines[i + 5].startswith("Partial run (--limit 2)")
     claimed = [line.split()[1] for out in outs for line in out.splitlines()
                if line.startswith("claimed ")]
     assert sorted(claimed) == sorted(ids)  # each job claimed once, by one of the two
@@ -313,7 +254,9 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     assert [r["id"] for r in listing] == ids  # oldest first
     for r in listing:
         assert set(r) == {"id", "name", "model", "revision", "status", "runs", "run_id",
-                          "weighted_f1", "error", "submitted", "finished"}
+                          "weighted_f1", "complete", "coverage", "error", "submitted",
+                          "finished"}
+        assert (r["complete"], r["coverage"]) == (False, "--limit 2")  # a partial score
         assert (r["status"], r["runs"], r["error"]) == ("FINISHED", 1, None)
         assert r["revision"].startswith("sha256:") and r["finished"].endswith("Z")
     assert runs_per_submission(url) == {i: 1 for i in ids}
@@ -339,7 +282,8 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     assert table[0].split()[:6] == ["id", "name", "status", "runs", "run", "wF1"]
     for r in listing:
         [line] = [t for t in table if t.startswith(r["id"])]
-        assert line.split()[3:6] == ["1", str(r["run_id"]), f"{r['weighted_f1']:.2f}"]
+        assert line.split()[3:7] == ["1", str(r["run_id"]), f"{r['weighted_f1']:.2f}",
+                                     "partial"]
 
 
 def test_a_killed_worker_s_job_returns_to_pending_and_another_worker_finishes_it(
@@ -645,6 +589,30 @@ def test_status_lists_the_queue_and_one_submission(sqlite_url, capsys):
     assert NON_CLINICAL_NOTICE in out
     assert main(["status", "nope", "--db", sqlite_url]) == 2
     assert "no submission 'nope'" in capsys.readouterr().err
+
+
+def test_status_says_when_a_finished_run_is_partial(sqlite_url, capsys):
+    """A --limit run's score is partial: status says so in its table and in --json."""
+    factory = open_store(sqlite_url)
+    cut, whole = add(factory, "cut", seconds=1), add(factory, "whole", seconds=2)
+    for name, n, prov in (("cut", 2, {"limit": 2, "sets": {"DR": {"rows": 405,
+                                                                   "complete": False}}}),
+                          ("whole", 405, {"sets": {"DR": {"rows": 405, "complete": True}}})):
+        job = queue.claim(factory, "A")
+        queue.finish(factory, job, lambda session, name=name, n=n, prov=prov: record_run(
+            session, model={"name": name}, run={},
+            results={"sets": {"DR": {"weighted_f1": 50.0, "n": n}},
+                     "mean": {"weighted_f1": 50.0}, "provenance": prov}))
+    listing = {r["id"]: r for r in status_json(sqlite_url, capsys)}
+    assert (listing[cut]["complete"], listing[cut]["coverage"]) == (False, "--limit 2")
+    assert (listing[whole]["complete"], listing[whole]["coverage"]) == (True, None)
+    assert main(["status", "--db", sqlite_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[5:7] == ["wF1", "scored"]
+    [line] = [t for t in table if t.startswith(cut)]
+    assert line.split()[5:7] == ["50.00", "partial"] and line.endswith("partial: --limit 2")
+    [line] = [t for t in table if t.startswith(whole)]
+    assert line.split()[5:7] == ["50.00", "all"] and "partial" not in line
 
 
 def test_list_submissions_counts_only_finished_runs(sqlite_url):

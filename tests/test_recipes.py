@@ -1,4 +1,5 @@
-"""The shipped trainer recipes (trainer/*.yaml) and accelerate configs (trainer/accelerate/).
+"""The shipped trainer recipes (imhi_bench/train/recipes/*.yaml) and accelerate configs
+(recipes/accelerate/), loaded by name as `train --config NAME` does.
 
 Every recipe loads through the same loader `imhi-bench train` uses; the paper's stated values
 (MentaLLaMA, Yang et al., WWW 2024: effective batch 256 on 4 GPUs, lr 1e-5, 3% warm-up, max
@@ -21,7 +22,7 @@ import yaml
 from imhi_bench.train.recipe import FIELD_NAMES, Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINER = ROOT / "trainer"
+TRAINER = ROOT / "imhi_bench" / "train" / "recipes"
 ACCELERATE = TRAINER / "accelerate"
 GPUS = 4  # the paper's 4 x A100 80GB
 
@@ -45,7 +46,7 @@ ACCELERATE_FILES = sorted(ACCELERATE.glob("*.yaml"))
 
 
 def recipe(name: str) -> Recipe:
-    return load_recipe(TRAINER / f"{name}.yaml")
+    return load_recipe(name)  # by name, as `train --config NAME`
 
 
 def test_every_paper_model_has_a_recipe():
@@ -109,17 +110,31 @@ def test_lora_recipe_says_its_lora_settings_are_ours():
 
 
 def test_recipe_overrides_apply():
-    r = load_recipe(TRAINER / "mentallama-chat-7b.yaml",
+    r = load_recipe(TRAINER / "mentallama-chat-7b.yaml",  # a path works too
                     ["max_steps=300", "sets=DR,SAD", "learning_rate=2e-3"])
     assert (r.max_steps, r.sets, r.learning_rate) == (300, ("DR", "SAD"), 2e-3)
 
 
 def test_docs_name_only_files_that_exist():
-    """Every trainer/... path the README and the file headers mention is shipped."""
-    texts = [TRAINER / "README.md", *RECIPE_FILES, *ACCELERATE_FILES]
-    for path in texts:
-        for ref in re.findall(r"trainer/[\w./-]+\.yaml", path.read_text("utf-8")):
-            assert (ROOT / ref).is_file(), f"{path.name} mentions {ref}"
+    """Every recipe, accelerate config and spec the READMEs, the CLI's help and the file
+    headers name is shipped (`--config NAME`, `accelerate/NAME.yaml`, `baseline run NAME`),
+    and no doc names the old top-level folders' files."""
+    from imhi_bench.cli.train import EPILOG
+
+    specs = ROOT / "imhi_bench" / "baselines" / "specs"
+    texts = {p.name: p.read_text("utf-8") for p in
+             [ROOT / "README.md", TRAINER / "README.md", *RECIPE_FILES, *ACCELERATE_FILES,
+              *specs.glob("*.yaml")]} | {"train --help": EPILOG}
+    for name, text in texts.items():
+        assert not re.findall(r"(?<![\w/])(?:trainer|baselines)/[\w./-]+\.yaml", text), name
+        for ref in re.findall(r"--config[ =]([^\s\"'`)]+)", text):
+            if ref not in ("RECIPE", "NAME") and "/" not in ref:  # a path: the user's own
+                assert (TRAINER / f"{ref.removesuffix('.yaml')}.yaml").is_file(), (name, ref)
+        for ref in re.findall(r"accelerate/([\w-]+)\.yaml", text):
+            assert (ACCELERATE / f"{ref}.yaml").is_file(), (name, ref)
+        for ref in re.findall(r"baseline run ([^\s\"'`)]+)", text):
+            if ref not in ("SPEC", "NAME", "...") and "/" not in ref:
+                assert (specs / f"{ref.removesuffix('.yaml')}.yaml").is_file(), (name, ref)
 
 
 # --- accelerate configs ---------------------------------------------------------------------
@@ -174,7 +189,7 @@ def _launch_env(name: str) -> tuple[object, dict[str, str]]:
 
     args = launch_command_parser().parse_args(
         ["--config_file", str(ACCELERATE / f"{name}.yaml"), "--num_processes", str(GPUS),
-         "-m", "imhi_bench", "train", "--config", "trainer/mentallama-chat-7b.yaml"])
+         "-m", "imhi_bench", "train", "--config", "mentallama-chat-7b"])
     args, defaults, mp_from_config = _validate_launch_command(args)
     assert args.num_processes == GPUS and args.mixed_precision == "bf16"
     if args.use_deepspeed:
@@ -224,3 +239,25 @@ def test_zero3_config_builds_accelerates_deepspeed_plugin():
     assert zero["offload_optimizer"]["device"] == zero["offload_param"]["device"] == "none"
     assert zero["stage3_gather_16bit_weights_on_model_save"] is True
     assert plugin.deepspeed_config["gradient_accumulation_steps"] == "auto"
+
+
+def test_recipes_and_specs_load_by_name_or_path_and_a_wrong_name_is_one_line(tmp_path,
+                                                                            monkeypatch):
+    from imhi_bench.baselines.spec import load_spec
+    from imhi_bench.core.errors import ImhiError
+
+    assert load_recipe("mentalbart") == load_recipe("mentalbart.yaml") == \
+        load_recipe(TRAINER / "mentalbart.yaml")
+    own = tmp_path / "mentalbart"  # a file of the user's own wins over a shipped name
+    own.write_text("model: m\noutput_dir: o\nmax_steps: 3\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe("mentalbart").max_steps == 3 and load_recipe(own).max_steps == 3
+    assert load_spec("mentalroberta").name == "MentalRoBERTa"
+    for load, bad, near in ((load_recipe, "mentallama-chat7b", "mentallama-chat-7b"),
+                            (load_recipe, "trainer/mentalbart.yaml", "mentalbart"),
+                            (load_spec, "mentalrobert", "mentalroberta")):
+        with pytest.raises(ImhiError) as e:
+            load(bad)
+        text = str(e.value)
+        assert f"{bad} does not exist (did you mean {near}?)" in text and "\n" not in text
+        assert "mentalbart" in text or "chatgpt-fewshot" in text  # the shipped names, listed

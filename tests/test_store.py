@@ -21,6 +21,7 @@ from imhi_bench.cli.main import main
 from imhi_bench.cli.options import add_db_args
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.core.sqlite_wal import enable_wal
+from imhi_bench.scoring import coverage as cov
 from imhi_bench.store import record
 from imhi_bench.store.engine import (
     HEAD_REVISION,
@@ -61,8 +62,9 @@ def sample(set_name: str, doc_id: int, *, correct: bool = True, prompt: str | No
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.sqlite'}"
+def url(new_store_url) -> str:
+    """A new store, on SQLite and on PostgreSQL (conftest's session server) in turn."""
+    return new_store_url()
 
 
 def counts(factory) -> dict[str, int]:
@@ -111,9 +113,11 @@ def test_new_store_is_created_with_wal_busy_timeout_and_no_rows(url):
     factory = open_store(url)
     engine = store_engine(factory)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        if url.startswith("sqlite"):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == \
+                SQLITE_BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
             == HEAD_REVISION
     assert counts(factory) == empty(factory)
@@ -121,18 +125,19 @@ def test_new_store_is_created_with_wal_busy_timeout_and_no_rows(url):
                                     "submissions"}
 
 
-def test_opening_or_upgrading_never_inserts_rows_and_db_init_loads_them_once(tmp_path, capsys):
+def test_opening_or_upgrading_never_inserts_rows_and_db_init_loads_them_once(new_store_url,
+                                                                            capsys):
     from alembic import command
 
     # an old store (the first schema) brought to the newest by opening it, then db upgrade
-    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = new_store_url("old")
     command.upgrade(alembic_config(old), "0001")
     factory = open_store(old)
     assert counts(factory) == empty(factory)
     assert main(["db", "upgrade", "--db", old]) == 0
     assert "already at schema" in capsys.readouterr().out
     # a new store through db upgrade
-    new = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    new = new_store_url("new")
     assert main(["db", "upgrade", "--db", new]) == 0
     assert f"schema (new) -> {HEAD_REVISION}" in capsys.readouterr().out
     factory = open_store(new)
@@ -347,8 +352,8 @@ def test_reproduced_run_of_a_reported_model_stays_apart(url):
 
 def coverage(counts: dict, provenance: dict | None = None, tasks=None, fmt="instruction",
              source="reproduced"):
-    return record.run_coverage(source=source, tasks=tasks or list(counts), fmt=fmt,
-                               provenance=provenance, counts=counts)
+    return cov.run_coverage(source=source, tasks=tasks or list(counts), fmt=fmt,
+                            provenance=provenance, counts=counts)
 
 
 def test_run_coverage_rule():
@@ -375,7 +380,21 @@ def test_run_coverage_rule():
     assert coverage({"DR": None}, source="reported") == (True, None)
     long = coverage({n: 1 for n in SET_NAMES}, {"sets": {n: {"complete": False}
                                                           for n in SET_NAMES}})
-    assert long[0] is False and len(long[1]) <= record.COVERAGE_LIMIT
+    assert long[0] is False and len(long[1]) <= cov.COVERAGE_LIMIT
+
+
+def test_a_partial_run_s_score_table_says_so():
+    from imhi_bench.scoring.report import score_table
+
+    def report(n: int, prov: dict) -> dict:
+        m = {"n": n, "weighted_f1": 50.0, "accuracy": 50.0, "macro_f1": 50.0, "unparseable": 0}
+        return {"sets": {"DR": m}, "provenance": prov}
+
+    cut = score_table(report(2, {"limit": 2, "sets": {"DR": {"rows": 405, "complete": False}}}))
+    assert "Partial run (--limit 2): these scores cover only part of the test sets" in cut
+    assert "Partial run (scored DR 50 of 405)" in score_table(report(50, {}))
+    whole = score_table(report(405, {"limit": 500, "sets": {"DR": {"complete": True}}}))
+    assert "Partial" not in whole and "Partial" not in score_table(report(405, {}))
 
 
 def test_released_row_counts_match_the_files(imhi_dir):
@@ -383,7 +402,7 @@ def test_released_row_counts_match_the_files(imhi_dir):
 
     for status in check(imhi_dir):
         if status.state == "ok":
-            assert record.RELEASED_TEST_ROWS[status.fmt][status.set] == status.rows, status
+            assert cov.RELEASED_TEST_ROWS[status.fmt][status.set] == status.rows, status
 
 
 def test_record_run_records_coverage_and_reported_rows_are_complete(url):
@@ -423,14 +442,14 @@ def test_distinct_names_for_other_weights_under_the_same_name(url):
         assert s.scalar(select(func.count()).select_from(Model)) == 3
 
 
-def test_upgrade_to_0003_fills_in_the_coverage_of_stored_runs(tmp_path):
+def test_upgrade_to_0003_fills_in_the_coverage_of_stored_runs(new_store_url):
     """A store made before runs.complete existed: the upgrade computes each run's coverage
     from what it stored (provenance, n per set) and leaves unknown ones NULL."""
     import json
 
     from alembic import command
 
-    old = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = new_store_url("old")
     command.upgrade(alembic_config(old), "0002")
     engine = make_engine(old)
     runs = {

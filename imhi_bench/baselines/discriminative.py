@@ -280,6 +280,7 @@ def run_discriminative(spec: BaselineSpec, *, output: Path, data_dir: str | None
     del cache_dir, yes
     run_dir = Path(output).expanduser().resolve()
     check_output(run_dir)
+    wanted_sets(spec.sets)  # a bad sets= is named before the (gated) encoder is looked up
     check_encoder(spec.encoder)
     root = resolve_data_dir(data_dir).resolve()
     plan, notes = plan_sets(spec, root)

@@ -1,4 +1,5 @@
-"""Baseline specs: what `imhi-bench baseline run baselines/<spec>.yaml [key=value ...]` reads.
+"""Baseline specs: what `imhi-bench baseline run SPEC [key=value ...]` reads (a spec shipped
+in `specs/`, by name, or a YAML file).
 
 One spec per baseline of the paper's Tables 2 and 3 (MentalRoBERTa fine-tuned, ChatGPT and
 GPT-4 zero/few-shot, LLaMA2-13B zero-shot).  The paper publishes no hyper-parameters,
@@ -22,7 +23,7 @@ RUNNERS = ("discriminative", "generative")
 TYPES = ("discriminative", "API", "base")
 SETTINGS = ("fine-tuned", "zero-shot", "few-shot")
 CHAT = ("auto", "true", "false")
-SPEC_DIR = Path("baselines")
+SPEC_DIR = Path(__file__).resolve().parent / "specs"  # shipped: `baseline list` shows them
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ def field_docs() -> dict[str, str]:
 
 
 def load_spec(path: str | os.PathLike | None, overrides: list[str] | None = None) -> BaselineSpec:
-    """The spec file at `path` with `key=value` overrides applied, checked."""
+    """The spec at `path` (a shipped spec's name or a YAML file) with `key=value` overrides
+    applied, checked."""
     spec = specfile.load(BaselineSpec, path, overrides, what="spec",
-                         hint="one of baselines/*.yaml (imhi-bench baseline list)",
-                         help_hint=_HELP, choices=_CHOICES)
+                         hint="a spec name (imhi-bench baseline list) or a YAML file",
+                         help_hint=_HELP, choices=_CHOICES, shipped=SPEC_DIR)
     _check(spec)
     return spec
 
@@ -157,7 +159,8 @@ def list_specs(folder: str | os.PathLike = SPEC_DIR) -> list[tuple[Path, Baselin
     """Every spec in `folder`, by file name."""
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise ImhiError(f"{root} is not a folder of baseline specs: pass --dir baselines")
+        raise ImhiError(f"{root} is not a folder of baseline specs: pass --dir with a folder "
+                        "of spec YAML files (default: the shipped specs)")
     specs = []
     for p in sorted(root.glob("*.yaml")):
         try:

@@ -201,12 +201,27 @@ def fetch(
                         "(CLP was never released, and the expert set has no CLP file)")
     from tqdm import tqdm
 
-    results = []
+    results: list[FetchResult] = []
+    # The bar counts files handled: once the server is out of reach (or the deadline is
+    # past) it stops there, rather than racing to 100% over files that all fail.
+    bar = tqdm(total=len(items), desc="fetch IMHI", unit="file", disable=not progress)
+    try:
+        _fetch_items(items, root, base, timeout, deadline, option, results, bar)
+    finally:
+        bar.close()
+    return results
+
+
+def _fetch_items(items: list, root: Path, base: str, timeout: float, deadline: float,
+                 option: str, results: list[FetchResult], bar) -> None:
+    """`fetch`'s loop: one result per item appended to `results`."""
     unreachable = ""
     ends = time.monotonic() + deadline
     past_deadline = (f"data fetch ran past --deadline {deadline:g} s (stopped there): run it "
                      "again for the rest (verified files are kept), or raise --deadline")
-    for rel, meta in tqdm(items, desc="fetch IMHI", unit="file", disable=not progress):
+    for rel, meta in items:
+        if not unreachable:
+            bar.update(len(results) - bar.n)
         target = root / rel
         if target.is_file() and _verified(target, meta):
             results.append(FetchResult(rel, "present"))
@@ -257,7 +272,8 @@ def fetch(
                             f"space there or pass {option} on another disk ({got} files "
                             "written before it are kept, verified)") from None
         results.append(FetchResult(rel, "downloaded"))
-    return results
+    if not unreachable:
+        bar.update(len(results) - bar.n)
 
 
 def failure_lines(results: list[FetchResult], *, names: int = 3) -> list[str]:

@@ -10,7 +10,8 @@ from imhi_bench.cli.options import add_data_dir
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "labeler",
-        help="labeler train | labeler eval: the per-set classifiers that read labels from text",
+        help="labeler train | eval | agree: the per-set classifiers that read labels from "
+        "text, trained, scored and checked against the rules",
         description="The paper's classifier labeler (MentalBERT-style), trainable here.")
     lsub = p.add_subparsers(dest="labeler_command", metavar="ACTION", required=True)
 

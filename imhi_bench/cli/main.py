@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imhi_bench.cli.baseline",
     "imhi_bench.cli.score",
     "imhi_bench.cli.compare",
+    "imhi_bench.cli.export",
     "imhi_bench.cli.labeler",
     "imhi_bench.cli.meta_eval",
     "imhi_bench.cli.db",

@@ -14,9 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List submissions (oldest first) with their status: PENDING, RUNNING, "
         "FINISHED (with its run and mean weighted F1) or FAILED (with the reason).  --json "
         'prints a list of {"id", "name", "model", "revision", "status", "runs", "run_id", '
-        '"weighted_f1", "error", "submitted", "finished"}, where runs counts the finished '
-        "evaluation runs of the submission, run_id is the newest of them and weighted_f1 its "
-        "mean weighted F1 (null when there is none).",
+        '"weighted_f1", "complete", "coverage", "error", "submitted", "finished"}, where runs '
+        "counts the finished evaluation runs of the submission, run_id is the newest of them, "
+        "weighted_f1 its mean weighted F1 (null when there is none), complete whether that run "
+        "scored every sample of every set (false for a --limit run, whose score is partial and "
+        "not ranked; null when unknown) and coverage why not.",
     )
     p.add_argument("id", nargs="?", metavar="ID", help="one submission only")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -34,6 +36,13 @@ def as_json(row: dict) -> dict:
     out = {k: row[k] for k in STATUS_FIELDS}
     out["submitted"], out["finished"] = _when(row["submitted"]), _when(row["finished"])
     return out
+
+
+def _scored(row: dict) -> str:
+    """Whether the newest run's score covers every sample: a `--limit` run's is partial."""
+    if row["run_id"] is None:
+        return ""
+    return {True: "all", False: "partial"}.get(row["complete"], "unknown")
 
 
 def _age(seconds: float) -> str:
@@ -64,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(NON_CLINICAL_NOTICE)
         return 0
     now = utcnow()
-    table = [("id", "name", "status", "runs", "run", "wF1", "submitted", "finished", "note")]
+    table = [("id", "name", "status", "runs", "run", "wF1", "scored", "submitted", "finished",
+              "note")]
     for r in rows:
         note = r["error"] or ""
         if r["status"] == RUNNING and r["heartbeat"] is not None:
@@ -72,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
                     "ago")
         f1 = "" if r["weighted_f1"] is None else f"{r['weighted_f1']:.2f}"
         run = "" if r["run_id"] is None else str(r["run_id"])
-        table.append((r["id"], r["name"], r["status"], str(r["runs"]), run, f1,
+        if r["coverage"]:
+            note = "; ".join(filter(None, (note, f"{_scored(r)}: {r['coverage']}")))
+        table.append((r["id"], r["name"], r["status"], str(r["runs"]), run, f1, _scored(r),
                       _when(r["submitted"]) or "", _when(r["finished"]) or "", note))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:

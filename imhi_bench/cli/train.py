@@ -8,12 +8,14 @@ from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
 from imhi_bench.core.errors import ImhiError
 
 EPILOG = """\
-recipes: trainer/*.yaml (one per paper model, and the IMHI-general variants); any key can be
-overridden: imhi-bench train --config trainer/mentallama-chat-7b.yaml model=PATH max_steps=300
+recipes: shipped with the package, one per paper model and the IMHI-general variants, by
+name (imhi-bench train --list), or any YAML file; any key can be overridden:
+    imhi-bench train --config mentallama-chat-7b model=PATH max_steps=300
 keys: imhi-bench train --help-recipe
 merge a LoRA adapter into its base: imhi-bench train merge --adapter DIR --out DIR [--base M]
-several GPUs: accelerate launch --config_file trainer/accelerate/fsdp.yaml --num_processes 4 \\
-    -m imhi_bench train --config trainer/mentallama-chat-7b.yaml
+several GPUs (the shipped accelerate configs: ddp, fsdp, zero3):
+    accelerate launch --config_file "$(imhi-bench train --accelerate-config fsdp)" \\
+    --num_processes 4 -m imhi_bench train --config mentallama-chat-7b
 """
 
 
@@ -31,7 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="recipe keys to override (or `merge ...`, see below)")
-    p.add_argument("--config", metavar="RECIPE", help="recipe YAML (e.g. trainer/mentalbart.yaml)")
+    p.add_argument("--config", metavar="RECIPE",
+                   help="a shipped recipe's name (e.g. mentalbart; see --list) or a recipe YAML")
+    p.add_argument("--list", action="store_true",
+                   help="list the shipped recipes and accelerate configs, and exit")
+    p.add_argument("--accelerate-config", metavar="NAME", choices=("ddp", "fsdp", "zero3"),
+                   help="print the path of a shipped accelerate config (ddp, fsdp, zero3) "
+                   "for `accelerate launch --config_file`, and exit")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in output_dir from its last checkpoint (with its "
                    "recipe: only the keys of when to stop, log, evaluate and save may change)")
@@ -64,9 +72,32 @@ def recipe_help() -> str:
     return "\n".join(lines)
 
 
+def run_list() -> int:
+    from imhi_bench.core.specfile import shipped_names
+    from imhi_bench.scoring.report import table
+    from imhi_bench.train.recipe import ACCELERATE_DIR, RECIPE_DIR, load_recipe
+
+    rows = []
+    for name in shipped_names(RECIPE_DIR):
+        r = load_recipe(name)
+        rows.append([name, r.model, r.finetuning, r.format, ",".join(r.sets)])
+    print(table(["recipe", "model", "training", "format", "sets"], rows))
+    print(f"\n(in {RECIPE_DIR}; `--config NAME` or a YAML file of your own)\n")
+    print(table(["accelerate config", "file"],
+                [[n, str(ACCELERATE_DIR / f"{n}.yaml")] for n in shipped_names(ACCELERATE_DIR)]))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.help_recipe:
         print(recipe_help())
+        return 0
+    if args.list:
+        return run_list()
+    if args.accelerate_config:
+        from imhi_bench.train.recipe import ACCELERATE_DIR
+
+        print(ACCELERATE_DIR / f"{args.accelerate_config}.yaml")
         return 0
     merging = args.overrides[:1] == ["merge"]
     if merging:

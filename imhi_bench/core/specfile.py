@@ -177,10 +177,38 @@ def build(cls: type[T], values: dict[str, Any], *, what: str, where: str, help_h
     return cls(**kwargs)
 
 
+def shipped_names(folder: Path) -> list[str]:
+    """The names of the YAML files shipped in `folder` (inside the package)."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def shipped_path(path: str | os.PathLike | None, folder: Path | None
+                 ) -> str | os.PathLike | None:
+    """`path` itself when it is a file (a path always works), else the file shipped in
+    `folder` that it names (`mentalbart` or `mentalbart.yaml`), else `path` unchanged (for
+    `read_mapping` to say it does not exist)."""
+    if path is None or folder is None or Path(path).expanduser().exists():
+        return path
+    name = str(path)
+    if "/" in name or os.sep in name:
+        return path
+    file = folder / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return file if file.is_file() else path
+
+
 def load(cls: type[T], path: str | os.PathLike | None, overrides: list[str] | None, *,
          what: str, hint: str, help_hint: str,
-         choices: dict[str, tuple[str, ...]] | None = None) -> T:
-    """The file at `path` (optional) with `key=value` overrides applied, as `cls`."""
+         choices: dict[str, tuple[str, ...]] | None = None, shipped: Path | None = None) -> T:
+    """The file at `path` (optional; or the name of a file shipped in `shipped`) with
+    `key=value` overrides applied, as `cls`."""
+    if shipped is not None and path is not None:
+        found = shipped_path(path, shipped)
+        if found is path and not Path(path).expanduser().exists():
+            names = shipped_names(shipped)
+            close = nearest(Path(str(path)).stem, tuple(names))
+            raise ImhiError(f"{what} {path} does not exist{close}: pass {hint}; the "
+                            f"shipped {what}s: {', '.join(names)}")
+        path = found
     values = read_mapping(path, what, hint) if path is not None else {}
     over = parse_overrides(overrides or [])
     names = field_names(cls)

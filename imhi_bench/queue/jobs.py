@@ -256,7 +256,8 @@ def requeue(factory: sessionmaker, sub_id: str) -> str:
 
 
 STATUS_FIELDS: tuple[str, ...] = ("id", "name", "model", "revision", "status", "runs",
-                                  "run_id", "weighted_f1", "error", "submitted", "finished")
+                                  "run_id", "weighted_f1", "complete", "coverage", "error",
+                                  "submitted", "finished")
 
 
 def _mean_f1(mean) -> float | None:
@@ -267,12 +268,15 @@ def _mean_f1(mean) -> float | None:
 def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) -> list[dict]:
     """Every submission (or the one `sub_id`), oldest first, with `runs`: how many finished
     runs in the store evaluated it, and `run_id` / `weighted_f1`: the newest of them and its
-    mean weighted F1 (None when there is none).  `store`: a session factory or an engine."""
+    mean weighted F1 (None when there is none), with `complete` / `coverage`: whether that run
+    scored every sample (`scoring.coverage.run_coverage`: False for a `--limit` run) and why
+    not.  `store`: a session factory or an engine."""
     finished = (Run.submission_id.is_not(None), Run.status == "finished")
     runs = (select(Run.submission_id, func.count(Run.id).label("n"),
                    func.max(Run.id).label("newest"))
             .where(*finished).group_by(Run.submission_id).subquery())
-    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, raw(Run.mean))
+    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, raw(Run.mean),
+                    Run.complete, Run.coverage)
              .outerjoin(runs, runs.c.submission_id == Submission.id)
              .outerjoin(Run, Run.id == runs.c.newest)
              .order_by(Submission.submitted, Submission.id))
@@ -282,8 +286,9 @@ def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) ->
     with Session(bind=bind) as session:
         # a damaged row's mean (not JSON) is no mean: the listing still shows
         return [{**_row(sub), "runs": int(n), "run_id": newest,
-                 "weighted_f1": _mean_f1(read_json(mean)[0])}
-                for sub, n, newest, mean in session.execute(query)]
+                 "weighted_f1": _mean_f1(read_json(mean)[0]),
+                 "complete": complete, "coverage": coverage}
+                for sub, n, newest, mean, complete, coverage in session.execute(query)]
 
 
 def run_ids(factory: sessionmaker, sub_id: str) -> list[int]:

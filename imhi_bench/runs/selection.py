@@ -22,7 +22,7 @@ class TaskSelection:
 
 def select_tasks(text: str | None, backend: str, data_dir: str | None = None) -> TaskSelection:
     from imhi_bench.benchmark.data import missing_file_message, resolve_data_dir
-    from imhi_bench.tasks.names import GROUPS, PREFIX, group_tasks, parse_task, task_name
+    from imhi_bench.tasks.names import GROUPS, group_tasks, parse_task, task_name
 
     fmt = registry.backend(backend).default_format
     if text is None:  # not given; an empty --tasks '' is refused below, not defaulted
@@ -61,11 +61,7 @@ def select_tasks(text: str | None, backend: str, data_dir: str | None = None) ->
                 parsed = (get_set(item), fmt)
                 item = task_name(parsed[0].name, fmt)
             except ImhiError:
-                raise ImhiError(
-                    f"unknown task {item!r}: use a group ({', '.join(GROUPS)}), a task "
-                    f"{'|'.join(PREFIX.values())}_<set>, or a set name "
-                    f"({' '.join(SET_NAMES)})"
-                ) from None
+                raise ImhiError(unknown_task(item)) from None
         s, f = parsed
         if not present(item):
             raise ImhiError(missing_file_message(s, f, root))
@@ -87,3 +83,18 @@ def select_tasks(text: str | None, backend: str, data_dir: str | None = None) ->
             )
         by_set[s.name] = t
     return TaskSelection(unique, list(dict.fromkeys(specs)), notes)
+
+
+def unknown_task(item: str) -> str:
+    """The message for a name that is no group, task or set: the nearest accepted name,
+    then every accepted form spelled out."""
+    import difflib
+
+    from imhi_bench.tasks.names import GROUPS, all_tasks
+
+    known = {k.lower(): k for k in (*GROUPS, *all_tasks(), *SET_NAMES)}
+    close = difflib.get_close_matches(item.lower(), tuple(known), n=1, cutoff=0.6)
+    near = f" (did you mean {known[close[0]]}?)" if close else ""
+    return (f"unknown task {item!r}{near}: use a group ({', '.join(GROUPS)}), a set name "
+            f"({', '.join(SET_NAMES)}), or a task such as imhi_dr, imhi_completion_dr or "
+            "imhi_expert_dr (the set's name in lower case, t-sid as tsid)")

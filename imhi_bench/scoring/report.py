@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE
+from imhi_bench.scoring.coverage import partial_line
 from imhi_bench.scoring.quality.table import METRICS
 
 # Optional per-set keys the quality step adds to the score JSON, with their column titles.
@@ -44,7 +45,8 @@ def labeler_cell(m: dict) -> str:
 
 
 def score_table(report: dict) -> str:
-    """Per-set and mean metrics of a score JSON, then the notice."""
+    """Per-set and mean metrics of a score JSON, whether the run is partial, then the
+    notice."""
     sets = report["sets"]
     protocol = (report.get("provenance") or {}).get("protocol") or {}
     extra = [(k, bart_title(protocol) if k == "bart_score" else t) for k, t in _OPTIONAL
@@ -67,7 +69,8 @@ def score_table(report: dict) -> str:
              mean["unparseable"]]
             + [_fmt(mean.get(k)) for k, _ in extra] + [""]
         )
-    return table(headers, rows) + "\n\n" + protocol_line(protocol) + NON_CLINICAL_NOTICE
+    return (table(headers, rows) + "\n\n" + partial_line(report) + protocol_line(protocol)
+            + NON_CLINICAL_NOTICE)
 
 
 def bart_title(protocol: dict) -> str:

@@ -92,6 +92,18 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+# PostgreSQL writers take one transaction-scoped advisory lock, the counterpart of SQLite's
+# BEGIN IMMEDIATE: without it two transactions that both look a row up (a model, a prompt,
+# the paper's rows) and insert it when absent race, and one fails on the unique constraint.
+# Readers never wait for it; the queue's row locks still order claims (queue.jobs).
+PG_WRITE_LOCK = 0x494D4849  # "IMHI"
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("imhi_write"):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+
 def check_url(url: str | None = None) -> None:
     """Refuse a store URL that cannot name a store (its syntax, database kind or driver)
     without connecting or writing anything: the check a command makes in a moment, before
@@ -139,6 +151,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_error)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "begin", _postgresql_begin)
     return engine
 
 

@@ -5,20 +5,20 @@ prompts and the samples in one transaction, so a crash or a kill leaves no half 
 Anything `record_run` writes is "reproduced"; the paper's numbers go in only through
 `imhi_bench.store.reported.load_reported`, as "reported" runs: the two are never mixed.
 
-Each run is recorded with its coverage (`run_coverage`): complete when it scored every sample
-of every set it claims, partial (`--limit`, a set cut short or not scored) or unknown.  The
-leaderboard ranks complete runs only.
+Each run is recorded with its coverage (`scoring.coverage.run_coverage`): complete when it
+scored every sample of every set it claims, partial (`--limit`, a set cut short or not
+scored) or unknown.  The leaderboard ranks complete runs only.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from imhi_bench.benchmark.sets import SET_NAMES
+from imhi_bench.scoring.coverage import run_coverage
 from imhi_bench.store.engine import StoreTarget, write_session
 from imhi_bench.store.tables import Model, Prompt, Run, Sample, SetResult
 from imhi_bench.store.validate import model_row, run_row, sample_rows, set_result_rows
@@ -58,70 +58,6 @@ def distinct_name(session: Session, fields: dict) -> str:
     return f"{name}-{hashlib.sha256(path.encode('utf-8')).hexdigest()[:8]}"
 
 
-# Rows of each released test file (format -> set -> rows), for runs whose provenance does not
-# say whether a set was scored in full (`run_coverage`); a test checks them against the files.
-RELEASED_TEST_ROWS: dict[str, dict[str, int]] = {
-    fmt: {"CAMS": 625, "DR": 405, "dreaddit": 414, "Irf": 2113, "loneliness": 528,
-          "MultiWD": 2441, "SAD": 684, "t-sid": 959}
-    for fmt in ("instruction", "completion")
-} | {"expert": {name: 35 for name in SET_NAMES if name != "CLP"}}
-COVERAGE_LIMIT = 300  # characters of `runs.coverage`
-
-
-def run_coverage(
-    *,
-    source: str,
-    tasks: Sequence[str] | None,
-    fmt: str | None,
-    provenance: Mapping | None,
-    counts: Mapping[str, int | None],
-) -> tuple[bool | None, str | None]:
-    """(complete, why not) of a run: complete (True, None) when it scored every sample of
-    every set it claims (`tasks`); partial (False, why) when a claimed set was not scored, a
-    set was cut short (its provenance says so, or it scored fewer samples than the released
-    file has) or `--limit` was given and not every set is known to be whole; unknown (None,
-    why) when nothing says how many samples a set has.  `counts`: set -> samples scored (n).
-    The paper's reported rows are complete: they are scored on the full test sets."""
-    if source == "reported":
-        return True, None
-    prov = provenance if isinstance(provenance, Mapping) else {}
-    per_set = prov.get("sets") if isinstance(prov.get("sets"), Mapping) else {}
-    order = {name: i for i, name in enumerate(SET_NAMES)}
-    short, unknown = [], []
-    for name in sorted(counts, key=lambda n: order.get(n, len(order))):
-        n = counts[name]
-        info = per_set.get(name) if isinstance(per_set.get(name), Mapping) else {}
-        rows = info.get("rows")
-        if not isinstance(rows, int) or isinstance(rows, bool):
-            rows = RELEASED_TEST_ROWS.get(info.get("format") or fmt or "instruction",
-                                          {}).get(name)
-        whole = info.get("complete")
-        if whole is None and n is not None and rows is not None:
-            whole = n >= rows
-        if whole is False:
-            short.append(f"{name} {n} of {rows}" if n is not None and rows else
-                         f"{name} not every sample")
-        elif whole is not True:
-            unknown.append(name)
-    reasons = []
-    limit = prov.get("limit")
-    if limit and (short or unknown):
-        reasons.append(f"--limit {limit}")
-    elif short:
-        reasons.append("scored " + ", ".join(short))
-    missing = sorted((t for t in tasks or () if t not in counts),
-                     key=lambda n: order.get(n, len(order)))
-    if missing:
-        reasons.append("not scored: " + ", ".join(missing))
-    if reasons:
-        return False, _clip("; ".join(reasons))
-    if unknown:
-        return None, _clip("samples scored unknown: " + ", ".join(unknown))
-    return True, None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= COVERAGE_LIMIT else text[:COVERAGE_LIMIT - 3] + "..."
 
 
 def _insert_prompts(session: Session, prompts: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from imhi_bench.scoring.protocol import stored_protocol
 from imhi_bench.store.engine import StoreTarget, write_session
 from imhi_bench.store.record import get_or_create_model
-from imhi_bench.store.tables import Run, SetResult
+from imhi_bench.store.tables import Model, Run, SetResult
 from imhi_bench.store.validate import check_set_name, model_row
 
 REFERENCE = "Yang et al., MentaLLaMA, WWW 2024 (arXiv 2309.13567)"
@@ -134,8 +134,11 @@ def load_reported(session_or_url: StoreTarget = None) -> int:
         return _write_reported(session)
 
 
-def reported_run_count(factory: sessionmaker) -> int:
-    """How many paper-reported runs the store holds (0 until `imhi-bench db init`)."""
+def reported_run_count(factory: sessionmaker, name: str | None = None) -> int:
+    """How many paper-reported runs the store holds (0 until `imhi-bench db init`), of the
+    model `name` only when given."""
+    query = select(func.count()).select_from(Run).where(Run.source == "reported")
+    if name is not None:
+        query = query.join(Model, Model.id == Run.model_id).where(Model.name == name)
     with factory() as session:
-        return session.scalar(select(func.count()).select_from(Run)
-                              .where(Run.source == "reported")) or 0
+        return session.scalar(query) or 0

@@ -100,7 +100,7 @@ class Run(Base):
     # not a foreign key: adding one to SQLite means rebuilding `runs`, whose DROP would
     # cascade into samples and set_results.
     submission_id: Mapped[str | None] = mapped_column(String(120), index=True)
-    # Whether the run scored every sample of every set it claims (`record.run_coverage`,
+    # Whether the run scored every sample of every set it claims (`scoring.coverage.run_coverage`,
     # computed when it is recorded): only complete runs are ranked on the leaderboard.
     # NULL = unknown (nothing says how many samples a set has): not ranked either.
     # how its numbers were made (core.protocol): the short id and the whole protocol

@@ -1,4 +1,5 @@
-"""Training recipes: what `imhi-bench train --config trainer/<recipe>.yaml` reads.
+"""Training recipes: what `imhi-bench train --config RECIPE` reads (a recipe shipped in
+`recipes/`, by name, or a YAML file).
 
 A recipe is a YAML mapping of the `Recipe` fields below; every key can be overridden on the
 command line as `key=value` (values parse as YAML: `sets=DR,SAD`, `max_steps=300`,
@@ -15,11 +16,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from imhi_bench.core import specfile
 from imhi_bench.core.errors import ImhiError
 
+# The recipes and accelerate configs shipped in the package (`train --list` shows them).
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+ACCELERATE_DIR = RECIPE_DIR / "accelerate"
 FORMATS = ("instruction", "completion")
 FINETUNING = ("full", "lora", "qlora")
 ARCHITECTURES = ("auto", "causal", "seq2seq")
@@ -182,9 +187,10 @@ def _check(r: Recipe) -> None:
 
 
 def load_recipe(path: str | os.PathLike | None, overrides: list[str] | None = None) -> Recipe:
-    """The recipe file at `path` (optional) with `key=value` overrides applied."""
+    """The recipe at `path` (optional: a shipped recipe's name or a YAML file) with
+    `key=value` overrides applied."""
     recipe = specfile.load(Recipe, path, overrides, what="recipe",
-                           hint="one of trainer/*.yaml or your copy of one", help_hint=_HELP,
-                           choices=_CHOICES)
+                           hint="a recipe name (imhi-bench train --list) or a YAML file",
+                           help_hint=_HELP, choices=_CHOICES, shipped=RECIPE_DIR)
     _check(recipe)
     return recipe

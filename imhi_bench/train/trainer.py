@@ -3,7 +3,7 @@
 Standard libraries do the training: TRL's `SFTTrainer` for causal LMs (the MentaLLaMA
 models), transformers' `Seq2SeqTrainer` for encoder-decoders (MentalBART, MentalT5), PEFT
 for LoRA/QLoRA, and accelerate underneath both (so `accelerate launch` with the configs in
-`trainer/accelerate/` runs DDP, FSDP or DeepSpeed ZeRO-3 without any code of ours).  What
+`recipes/accelerate/` runs DDP, FSDP or DeepSpeed ZeRO-3 without any code of ours).  What
 is ours: the data (`train.data`), the exact eval prompts and the loss mask (`train.encode`),
 the checks before anything loads, the periodic weighted F1 through the scoring pipeline
 (`train.f1`), and the training card.
@@ -285,7 +285,7 @@ def _train(recipe: Recipe, data, tokenizer, style, train_enc, val_enc, *, out: P
         metrics.update(trainer.evaluate())
 
     if getattr(trainer, "is_fsdp_enabled", False):
-        # a sharded state dict (trainer/accelerate/fsdp.yaml) saves resumable checkpoints;
+        # a sharded state dict (recipes/accelerate/fsdp.yaml) saves resumable checkpoints;
         # the final model is gathered into one folder eval can load
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     # the saved config must let eval generate with its KV cache

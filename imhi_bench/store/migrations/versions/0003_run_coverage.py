@@ -40,10 +40,10 @@ def upgrade() -> None:
 
 def _fill_in(conn: sa.Connection) -> None:
     """Each stored run's coverage, by the rule new runs are recorded with
-    (`record.run_coverage`): from its stored provenance (--limit, each set's "complete" and
-    row count) and each set's n against the released file's rows; a run nothing decides
-    stays NULL (unknown, not ranked).  The paper's reported rows are complete."""
-    from imhi_bench.store.record import run_coverage
+    (`scoring.coverage.run_coverage`): from its stored provenance (--limit, each set's
+    "complete" and row count) and each set's n against the released file's rows; a run
+    nothing decides stays NULL (unknown, not ranked).  The paper's reported rows are complete."""
+    from imhi_bench.scoring.coverage import run_coverage
 
     counts: dict[int, dict[str, int | None]] = defaultdict(dict)
     for run_id, set_name, n in conn.execute(
