@@ -49,7 +49,7 @@ def _expand(command: str) -> str:
 
     while _OPTIONAL.search(command):
         command = _OPTIONAL.sub(one, command)
-    return re.sub(r"\b(N|K|ID)\b", "1", command)  # number placeholders
+    return re.sub(r"\b(N|K|ID|RUN_ID)\b", "1", command)  # number placeholders
 
 
 COMMANDS = readme_commands()
