@@ -1017,3 +1017,38 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
         page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
         assert dialogs == []
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+def seed_wide(url: str) -> None:
+    """The paper rows, and runs that scored all 8 ranked sets, one with a long name."""
+    load_reported(open_store(url))
+    names = ["MentaLLaMA-chat-13B-reproduced-on-our-own-hardware", "X", "tiny-base",
+             *(f"extra-{i}" for i in range(4))]
+    for i, name in enumerate(names):
+        record_run(url, model={"name": name, "type": "fine-tuned", "params": "13B",
+                               "training_data": "IMHI"},
+                   run={}, results=score_json(**all_sets(40.0 + 3.33333 * i)))
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+@pytest.mark.parametrize("width", [1366])
+def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
+    seed_wide(url)
+    with served_in_chromium(url, tmp_path, {"width": width, "height": 900}) as (page, port):
+        page.goto(f"http://127.0.0.1:{port}/")
+        grid = '[data-testid="stDataFrame"] table[role="grid"]'
+        page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
+        page.wait_for_timeout(1500)  # the canvas settles its column widths
+        page.screenshot(path=str(tmp_path / f"leaderboard-{width}.png"), full_page=True)
+        ranked = _grids(page)[0]
+        header = ranked[0]
+        assert header[:4] == ["rank", "model", "band", "mean"]
+        assert header[4:12] == list(data.RANKED_SETS)
+        # the grid's scroller: nothing of it is off to the side
+        widths = page.eval_on_selector(
+            '[data-testid="stDataFrame"] .dvn-scroller',
+            "el => [el.scrollWidth, el.clientWidth]")
+        assert widths[0] <= widths[1], widths
+        ranks = [r[0] for r in ranked[1:]]
+        assert ranks == [str(i) for i in range(1, 8)]

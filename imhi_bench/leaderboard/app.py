@@ -154,7 +154,9 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
                  column_config=widgets.column_config(view),
                  key="table", placeholder=widgets.MISSING, height=widgets.height(len(view)))
     # A callable: the CSV is only built when someone clicks.
-    st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
+    # every column (`data.CSV_COLUMNS`), not only the grid's, with the stored values
+    st.download_button("Download CSV",
+                       lambda: data.to_csv_bytes(data.shape(table, view_spec, csv=True)),
                        file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
     if not mixed:
         _, scores = _frames(url, fingerprint)
