@@ -83,10 +83,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
         run_id = record_scored(
             args.db, result.report, result.samples,
-            model={"name": spec.name,
-                   "path": spec.encoder if spec.runner == "discriminative" else spec.model,
-                   "type": spec.type},
-            run={"setting": spec.setting})
+            model=spec.model_fields(), run={"setting": spec.setting})
     print(f"Run folder: {result.run_dir}")
     if run_id is not None:
         print(f"Recorded as run {run_id} ({spec.name}, {spec.type}, {spec.setting}) in the "
