@@ -203,8 +203,8 @@ def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
     view = table[data.visible_columns(["model", "source"], ["DR"])]
     text = data.to_csv_bytes(view).decode()
     lines = text.splitlines()
-    assert lines[0] == "model,source,DR"
-    assert "MentaLLaMA-chat-13B,reported,85.68" in lines
+    assert lines[0] == "model,DR,source"  # the scores first, then the chosen fields
+    assert "MentaLLaMA-chat-13B,85.68,reported" in lines
     assert any(line.startswith("\"'=HYPERLINK(") for line in lines)
     assert len(lines) == len(view) + 1
 
@@ -285,7 +285,12 @@ def test_main_page_ranks_the_default_protocol_and_shows_the_paper_beside_it(seed
     ranked = at.dataframe[0].value
     # the default protocol (instruction prompts): X and tiny-base, not the completion run
     assert set(ranked["model"]) == {"X", "tiny-base"}
-    assert set(ranked["protocol"]) == {"default"}  # every number says how it was made
+    # at a glance: rank, name, band, mean, every ranked set, then the fields as badges
+    assert list(ranked.columns) == [data.RANK_COLUMN, "model", data.BAND_COLUMN,
+                                    data.MEAN_COLUMN, *data.RANKED_SETS, data.ABOUT_COLUMN]
+    assert ranked.set_index("model").loc["X", data.ABOUT_COLUMN] == "fine-tuned · 13B · IMHI"
+    # every number says how it was made: one protocol, named above the table
+    assert any("Protocol: default (3 runs)" in c.value for c in at.caption)
     paper = paper_frame(at)
     assert "MentaLLaMA-chat-13B" in set(paper["model"])
     assert set(paper["protocol"]) == {"as reported; MentalBERT labels; prompts as IMHI.py"}
@@ -299,15 +304,14 @@ def test_main_page_shows_reported_and_reproduced_rows_with_all_protocols(seeded)
     assert {"default", "default (completion)",
             "as reported; MentalBERT labels; prompts as IMHI.py"} == set(table["protocol"])
     chat = table[(table["model"] == "MentaLLaMA-chat-13B")].iloc[0]
-    assert chat["source"] == "reported" and chat["DR"] == 85.68
+    assert chat[data.ABOUT_COLUMN].startswith("reported · fine-tuned") and chat["DR"] == 85.68
     x = table[table["model"] == "X"].iloc[0]
-    assert x["source"] == "reproduced" and x["DR"] == 90.0
+    assert not x[data.ABOUT_COLUMN].startswith("reported") and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:11]) == ["model", data.BAND_COLUMN, "coverage", "source",
-                                        "type", "size (B)", "training data", "format",
-                                        "setting", "protocol",
-                                        data.MEAN_COLUMN]
-    assert list(table.columns[11:19]) == list(data.RANKED_SETS)
+    # mixed protocols: the protocol column is added, so every row says how it was made
+    assert list(table.columns) == [data.RANK_COLUMN, "model", data.BAND_COLUMN,
+                                   data.MEAN_COLUMN, *data.RANKED_SETS, data.ABOUT_COLUMN,
+                                   "protocol"]
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"
@@ -351,7 +355,7 @@ def test_search_size_group_columns_sort_and_latest(seeded):
 
     at.sidebar.multiselect(key="columns").set_value(["model", "date"]).run()
     # mixed protocols: the protocol column stays, so every row says how it was made
-    assert list(at.dataframe[0].value.columns) == ["model", "protocol", *UNSEEN_SETS, "date"]
+    assert list(at.dataframe[0].value.columns) == ["model", *UNSEEN_SETS, "protocol", "date"]
     at.sidebar.selectbox(key="sort_by").set_value("Irf").run()
     at.sidebar.checkbox(key="descending").uncheck().run()
     irf = at.dataframe[0].value["Irf"].dropna()
@@ -471,8 +475,9 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     assert_common(at)
     paper = paper_frame(at).set_index("model")  # beside the ranking
     assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
-    table = at.dataframe[0].value.set_index(["model", "source"])
-    assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["my-run", "DR"] == 77.7
+    assert not table.loc["my-run", data.ABOUT_COLUMN].startswith("reported")
 
 
 def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
@@ -502,6 +507,9 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     assert "X" not in set(at.dataframe[0].value["model"])
     at.sidebar.selectbox(key="protocol").set_value(data.ALL_PROTOCOLS).run()
     at.sidebar.checkbox(key="partial").check().run()
+    # the fields folded into badges are columns of their own when chosen
+    at.sidebar.multiselect(key="columns").set_value(
+        [*data.DEFAULT_COLUMNS, "source", data.COVERAGE_COLUMN]).run()
     assert_common(at)
     table = at.dataframe[0].value.set_index(["model", "source"])
     x = table.loc[("X", "reproduced")]
@@ -571,11 +579,15 @@ def test_partial_runs_are_recorded_as_such_and_not_ranked_by_default(url):
         "unknown": (None, "samples scored unknown: " + ", ".join(data.RANKED_SETS)),
     }
     runs, scores = frames(url)
-    ranked = data.build_view(runs, scores, data.View())
+    ranked = data.build_view(runs, scores, data.View(), csv=True)
     assert not PARTIAL & set(ranked["model"])
     assert set(ranked[data.COVERAGE_COLUMN]) == {"complete"}
-    shown = data.build_view(runs, scores, data.View(include_partial=True))
+    shown = data.build_view(runs, scores, data.View(include_partial=True), csv=True)
     assert PARTIAL <= set(shown["model"])
+    # ranks: the complete runs with a mean only, 1, 2, ...; none for partial ones
+    rank = dict(zip(shown["model"], shown[data.RANK_COLUMN], strict=True))
+    assert rank["full"] == 1 and pd_isna(rank["single"])
+    assert all(pd_isna(rank[m]) for m in PARTIAL)
     # listed after every ranked row, although they score higher
     assert list(shown["model"])[-3:] == ["no-counts", "worker-10", "limited-20"]  # by mean
     badge = shown.set_index("model")[data.COVERAGE_COLUMN]
@@ -607,8 +619,11 @@ def test_app_hides_partial_runs_until_the_toggle_then_greys_them(url):
     assert_common(at)
     table = at.dataframe[0].value
     assert PARTIAL <= set(table["model"])
-    unranked = {i for i, badge in enumerate(table["coverage"]) if badge != "complete"}
+    # the badges say which rows are partial or of unknown coverage: those are greyed
+    unranked = {i for i, badge in enumerate(table[data.ABOUT_COLUMN])
+                if badge.endswith(("partial", "coverage unknown"))}
     assert len(unranked) == 3 and greyed_rows(at.dataframe[0]) == unranked
+    assert table.loc[sorted(unranked), data.RANK_COLUMN].isna().all()
     assert min(unranked) == len(table) - 3  # after the ranked rows
     assert any("Greyed rows are partial" in c.value for c in at.caption)
     # the model page says it too
@@ -643,7 +658,8 @@ def test_every_ranked_mean_is_over_the_same_sets(url, group):
     runs, scores = frames(url)
     sets = list(data.SET_GROUPS[group])
     assert sets == [s for s in SET_NAMES if s in sets]  # one set order everywhere
-    table = data.build_view(runs, scores, data.View(group=group, protocol=data.ALL_PROTOCOLS))
+    table = data.build_view(runs, scores, data.View(group=group, protocol=data.ALL_PROTOCOLS),
+                            csv=True)
     assert list(table.columns).index(data.MEAN_COLUMN) + 1 == list(table.columns).index(sets[0])
     has_mean = table[data.MEAN_COLUMN].notna()
     for _, row in table[has_mean].iterrows():
@@ -671,13 +687,20 @@ def test_csv_command_writes_the_apps_default_ranked_table(url, tmp_path, capsys)
     at = app()
     assert_common(at)
     shown = at.dataframe[0].value
-    # byte for byte what the app's Download CSV gives for its first view
-    assert out.read_bytes() == data.to_csv_bytes(shown)
+    # byte for byte what the app's Download CSV gives for its first view: the grid's
+    # columns and every field its badges fold, with the stored values
+    assert out.read_bytes() == data.to_csv_bytes(
+        data.default_view(store_engine(open_store(url)), csv=True))
     import pandas as pd
 
     written = pd.read_csv(out)
-    assert list(written.columns) == list(shown.columns)
+    assert list(written.columns) == data.visible_columns(
+        [*data.DEFAULT_COLUMNS, *data.CSV_COLUMNS], data.RANKED_SETS)
+    assert set(shown.columns) < set(written.columns)
     assert list(written["model"]) == list(shown["model"])
+    assert list(written[data.RANK_COLUMN].astype("Int64")) == \
+        list(shown[data.RANK_COLUMN].astype("Int64"))
+    assert written.set_index("model").loc["full", data.COVERAGE_COLUMN] == "complete"
     assert not PARTIAL & set(written["model"]) and "full" in set(written["model"])
     assert not list(tmp_path.glob("out/.*"))  # no temporary file left behind
     # a folder is refused in one line, and nothing is written

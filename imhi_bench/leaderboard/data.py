@@ -80,11 +80,11 @@ INFO_COLUMNS: tuple[str, ...] = (
 # badges, so a 1366 px screen holds it without scrolling sideways; the rest are choosable.
 DEFAULT_COLUMNS: tuple[str, ...] = (RANK_COLUMN, "model", BAND_COLUMN, MEAN_COLUMN,
                                     ABOUT_COLUMN)
-# What a CSV of a view holds besides its shown columns: every field a reader of the file
-# has no badge or hover for (the badges themselves are left out: their fields are here).
+# What a CSV of a view holds besides its shown columns: each field the badges fold, and
+# the rest of what the grid showed before it was folded (path, ids, ... stay choosable).
 CSV_COLUMNS: tuple[str, ...] = tuple(
-    c for c in INFO_COLUMNS if c not in (ABOUT_COLUMN, "path", "revision", "base model",
-                                         "precision", "license", "backend", "run_id"))
+    c for c in INFO_COLUMNS if c not in ("path", "revision", "base model", "precision",
+                                         "license", "backend", "run_id"))
 TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, ABOUT_COLUMN, COVERAGE_COLUMN,
                                  "source", "type", "training data", "format", "setting",
                                  "protocol", "date", "path", "revision", "base model",

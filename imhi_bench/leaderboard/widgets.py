@@ -70,8 +70,8 @@ def column_config(frame: pd.DataFrame) -> dict:
                 "none for unranked rows and rows without a mean")
         elif col == data.BAND_COLUMN:
             config[col] = st.column_config.TextColumn(
-                "band", width=NARROW_PX[col], help=f"{col}: the ranks this row could take given the test "
-                "sets' noise (see the note above the table)")
+                "band", width=NARROW_PX[col], help=f"{col}: the ranks this row could take "
+                "given the test sets' noise (see the note above the table)")
         elif col == data.ABOUT_COLUMN:
             config[col] = st.column_config.TextColumn(
                 width=shared[col],
