@@ -220,9 +220,12 @@ def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
         grids = _grids(page)  # the ranked table, then the paper's rows beside it
         ranked = grids[0]
         header = ranked[0]
-        band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
+        band = {r[header.index("model")]: r[header.index("band")]  # the narrow header
                 for r in ranked[1:]}
         assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
+        rank = {r[header.index("model")]: r[header.index(data.RANK_COLUMN)]
+                for r in ranked[1:]}
+        assert rank["weak"] == "3" and {rank["best"], rank["best-again"]} == {"1", "2"}
         assert "MentaLLaMA-chat-13B" in [r[0] for g in grids[1:] for r in g]
         page.get_by_text("Holm-corrected", exact=False).first.wait_for()
         page.screenshot(path=str(tmp_path / "bands.png"))

@@ -999,7 +999,7 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
             arg=f"{grid} td", timeout=30_000)
         ranked, paper = _grids(page)[:2]
         header = ranked[0]
-        by_model = {r[0]: r for r in ranked[1:]}
+        by_model = {r[header.index("model")]: r for r in ranked[1:]}
         # the mirror holds raw values (the canvas shows them to 2 decimals): X's
         # default-protocol run is ranked, not its chat-template run (99.0)
         assert float(by_model["X"][header.index("DR")]) == 90.0
@@ -1048,15 +1048,19 @@ def seed_wide(url: str) -> None:
     names = ["MentaLLaMA-chat-13B-reproduced-on-our-own-hardware", "X", "tiny-base",
              *(f"extra-{i}" for i in range(4))]
     for i, name in enumerate(names):
+        results = score_json(**all_sets(40.0 + 3.33333 * i))
+        mean = results["mean"]["weighted_f1"]
+        results["mean"]["weighted_f1_ci"] = [mean - 1.5, mean + 1.5]  # as eval stores it
         record_run(url, model={"name": name, "type": "fine-tuned", "params": "13B",
-                               "training_data": "IMHI"},
-                   run={}, results=score_json(**all_sets(40.0 + 3.33333 * i)))
+                               "training_data": "IMHI"}, run={}, results=results)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(),
                     reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
-@pytest.mark.parametrize("width", [1366])
+@pytest.mark.parametrize("width", [1366, 1920])
 def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
+    """Rank, model, band, mean, the 8 ranked sets and the badges, with the sidebar open:
+    nothing off to the side on a 1366 px laptop screen (nor at 1920)."""
     seed_wide(url)
     with served_in_chromium(url, tmp_path, {"width": width, "height": 900}) as (page, port):
         page.goto(f"http://127.0.0.1:{port}/")
@@ -1073,5 +1077,24 @@ def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
             '[data-testid="stDataFrame"] .dvn-scroller',
             "el => [el.scrollWidth, el.clientWidth]")
         assert widths[0] <= widths[1], widths
+        assert header[12] == data.ABOUT_COLUMN and len(header) == 13
         ranks = [r[0] for r in ranked[1:]]
         assert ranks == [str(i) for i in range(1, 8)]
+        # the mirror holds the stored values; the canvas draws one decimal (the screenshot)
+        assert ranked[2][header.index("mean")] == "60.17"  # drawn as 60.2
+
+        # the model page opens with the mean, its CI, the rank and the chart; the run's
+        # fields wait in an expander
+        page.get_by_text("Model", exact=True).click()
+        page.get_by_text("Per-set results").wait_for(timeout=30_000)
+        page.locator('[data-testid="stSelectbox"]').first.click()  # the run picker
+        page.locator('[role="option"]', has_text="extra-2 (").click()
+        page.get_by_text("extra-2", exact=True).wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / f"model-{width}.png"), full_page=True)
+        metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert metrics == ["60.2", "2 of 7"]  # extra-2: 60.17 (stored), second
+        assert page.get_by_text("95% CI 58.7–61.7 over 8 sets").count() == 1
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=30_000)
+        fields = page.get_by_text("The run's fields (path, ids, times, ...)")
+        assert fields.is_visible()

@@ -219,7 +219,7 @@ def model_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     metrics = run_data.run_results(engine, run_id)
     mean, rank = st.columns(2)
     mean.metric("Mean weighted F1 (%), over the sets it scored",
-                run_data.mean_value(details["mean"]),
+                run_data.mean_value(details["mean"], metrics),
                 help="its mean as scored; the leaderboard ranks by the mean over "
                 f"{len(data.RANKED_SETS)} sets ({', '.join(data.RANKED_SETS)})")
     mean.caption(run_data.mean_ci_text(details["mean"]))
