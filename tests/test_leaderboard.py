@@ -477,7 +477,7 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
     table = at.dataframe[0].value.set_index("model")
     assert table.loc["my-run", "DR"] == 77.7
-    assert not table.loc["my-run", data.ABOUT_COLUMN].startswith("reported")
+    assert pd_isna(table.loc["my-run", data.ABOUT_COLUMN])  # nothing known of it: "–"
 
 
 def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
@@ -620,7 +620,7 @@ def test_app_hides_partial_runs_until_the_toggle_then_greys_them(url):
     table = at.dataframe[0].value
     assert PARTIAL <= set(table["model"])
     # the badges say which rows are partial or of unknown coverage: those are greyed
-    unranked = {i for i, badge in enumerate(table[data.ABOUT_COLUMN])
+    unranked = {i for i, badge in enumerate(table[data.ABOUT_COLUMN].fillna(""))
                 if badge.endswith(("partial", "coverage unknown"))}
     assert len(unranked) == 3 and greyed_rows(at.dataframe[0]) == unranked
     assert table.loc[sorted(unranked), data.RANK_COLUMN].isna().all()

@@ -219,16 +219,17 @@ def run_label(row: pd.Series | dict) -> str:
     return label + ")"
 
 
-def about_badges(run) -> str:
+def about_badges(run) -> str | None:
     """A run's model fields as one short line ("fine-tuned · 13B · IMHI · few-shot"): what
     is known of source (when reported), type, size, training data, format, setting and
-    coverage (when not complete); the columns of each stay choosable and go to the CSV."""
+    coverage (when not complete); the columns of each stay choosable and go to the CSV.
+    None (shown "–") when nothing is known."""
     state = _known(run.complete)
     parts = ["reported" if run.source == "reported" else None, run.type,
              size_label(run.params) or None, run.training_data,
              None if run.format == "instruction" else run.format, run.setting or None,
              None if state is True else ("partial" if state is False else "coverage unknown")]
-    return " · ".join(str(p) for p in parts if isinstance(p, str) and p.strip())
+    return " · ".join(str(p) for p in parts if isinstance(p, str) and p.strip()) or None
 
 
 def _blank_as_missing(column: pd.Series) -> pd.Series:
