@@ -146,7 +146,7 @@ def test_two_rows_a_noise_apart_share_a_band_in_the_view_and_csv(tmp_path, capsy
     _record(factory, "best", 0.9, seed=1)
     _record(factory, "best-again", 0.9, swap=2, seed=1)  # 4 answers per set differ
     _record(factory, "weak", 0.2, seed=2)
-    view = data.default_view(store_engine(factory))
+    view = data.default_view(store_engine(factory), csv=True)  # every column
     bands = dict(zip(view["model"], view[data.BAND_COLUMN]))
     assert bands["best"] == bands["best-again"] == "1–2"
     assert bands["weak"] == "3"
@@ -158,7 +158,7 @@ def test_two_rows_a_noise_apart_share_a_band_in_the_view_and_csv(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "rank band" in printed and NON_CLINICAL_NOTICE in printed
     written = pd.read_csv(out)
-    assert list(written.columns[:2]) == ["model", data.BAND_COLUMN]
+    assert list(written.columns[:3]) == [data.RANK_COLUMN, "model", data.BAND_COLUMN]
     rows = dict(zip(written["model"], written[data.BAND_COLUMN]))
     assert rows["best"] == rows["best-again"] == "1–2" and rows["weak"] == "3"
     assert not (written["source"] == "reported").any()
@@ -220,9 +220,12 @@ def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
         grids = _grids(page)  # the ranked table, then the paper's rows beside it
         ranked = grids[0]
         header = ranked[0]
-        band = {r[header.index("model")]: r[header.index(data.BAND_COLUMN)]
+        band = {r[header.index("model")]: r[header.index("band")]  # the narrow header
                 for r in ranked[1:]}
         assert band == {"best": "1–2", "best-again": "1–2", "weak": "3"}
+        rank = {r[header.index("model")]: r[header.index(data.RANK_COLUMN)]
+                for r in ranked[1:]}
+        assert rank["weak"] == "3" and {rank["best"], rank["best-again"]} == {"1", "2"}
         assert "MentaLLaMA-chat-13B" in [r[0] for g in grids[1:] for r in g]
         page.get_by_text("Holm-corrected", exact=False).first.wait_for()
         page.screenshot(path=str(tmp_path / "bands.png"))

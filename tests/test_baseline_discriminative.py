@@ -105,6 +105,7 @@ def test_the_run_is_recorded_as_discriminative_fine_tuned(dr_run):
     with open_store(url)() as session:
         run = session.query(Run).filter(Run.source == "reproduced").one()
         assert run.model.name == "MentalRoBERTa" and run.model.type == "discriminative"
+        assert run.model.training_data == "IMHI"  # the spec's, as the paper's row says
         assert run.setting == "fine-tuned" and run.format == "instruction"
         assert run.provenance["baseline"]["runner"] == "discriminative"
         assert session.query(Sample).filter(Sample.run_id == run.id).count() == 405

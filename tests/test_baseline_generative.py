@@ -19,6 +19,7 @@ from imhi_bench.benchmark.data import load_examples, split_post
 from imhi_bench.benchmark.sets import SET_NAMES
 from imhi_bench.cli.main import main
 from imhi_bench.core.errors import ImhiError
+from imhi_bench.leaderboard.data import DEFAULT_COLUMNS
 from imhi_bench.store.engine import open_store
 from imhi_bench.store.tables import Run
 
@@ -233,13 +234,19 @@ def test_llama2_zeroshot_and_the_leaderboard(server, tmp_path, db, url_env, caps
     at.sidebar.checkbox(key="partial").check().run()  # limit=N runs are partial: not ranked
     # each baseline beside the paper's row: every protocol (the paper's rows have their own)
     at.sidebar.selectbox(key="protocol").set_value("all").run()
-    for name, setting in (("ChatGPT", "few-shot"), ("LLaMA2-13B", "zero-shot"),
-                          ("MentalRoBERTa", "fine-tuned")):
+    # the fields the grid folds into badges, as columns of their own
+    at.sidebar.multiselect(key="columns").set_value(
+        [*DEFAULT_COLUMNS, "source", "setting", "training data"]).run()
+    for name, setting, trained in (("ChatGPT", "few-shot", "other"),
+                                   ("LLaMA2-13B", "zero-shot", "other"),
+                                   ("MentalRoBERTa", "fine-tuned", "IMHI")):
         at.text_input(key="search").set_value(name).run()
         table = at.dataframe[0].value
         rows = table[table["model"] == name]
         assert set(rows["source"]) == {"reported", "reproduced"}, name
         assert setting in set(rows[rows["source"] == "reproduced"]["setting"]), name
+        # the spec's training data: the paper's row's, never "unknown"
+        assert set(rows["training data"]) == {trained}, name
 
 
 @pytest.fixture()

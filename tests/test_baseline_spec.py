@@ -28,6 +28,7 @@ def test_every_spec_key_is_documented_and_listed(capsys):
     (["num_fewshot=2"], "does not match num_fewshot=2"),
     (["type=closed"], "type is 'closed': use one of discriminative, API, base"),
     (["max_new_tokens=0"], "max_new_tokens must be at least 1"),
+    (["training_data=reddit"], "training_data is 'reddit': use one of IMHI, IMHI-general, other"),
     (["train_file=/no/such.csv"], "train_file /no/such.csv does not exist"),
 ])
 def test_bad_specs_are_one_line(overrides, message):
@@ -55,3 +56,9 @@ def test_the_shipped_specs_load_and_pair_with_the_paper_rows():
         if spec.name != "GPT-4":  # the paper reports no GPT-4 row
             setting = "" if spec.setting == "fine-tuned" else spec.setting
             assert (spec.name, setting) in reported, stem
+        # recorded as the paper's row of the same name is: type and training data
+        paper = [e["model"] for e in REPORTED if e["model"]["name"] == spec.name] or \
+            [{"type": "API", "training_data": "other"}]  # GPT-4: as ChatGPT's
+        fields = spec.model_fields()
+        assert {(p["type"], p["training_data"]) for p in paper} == \
+            {(fields["type"], fields["training_data"])}, stem

@@ -246,8 +246,8 @@ def test_csv_is_the_visible_table_with_formulas_defused(url, seeded):
     view = table[data.visible_columns(["model", "source"], ["DR"])]
     text = data.to_csv_bytes(view).decode()
     lines = text.splitlines()
-    assert lines[0] == "model,source,DR"
-    assert "MentaLLaMA-chat-13B,reported,85.68" in lines
+    assert lines[0] == "model,DR,source"  # the scores first, then the chosen fields
+    assert "MentaLLaMA-chat-13B,85.68,reported" in lines
     assert any(line.startswith("\"'=HYPERLINK(") for line in lines)
     assert len(lines) == len(view) + 1
 
@@ -328,7 +328,12 @@ def test_main_page_ranks_the_default_protocol_and_shows_the_paper_beside_it(seed
     ranked = at.dataframe[0].value
     # the default protocol (instruction prompts): X and tiny-base, not the completion run
     assert set(ranked["model"]) == {"X", "tiny-base"}
-    assert set(ranked["protocol"]) == {"default"}  # every number says how it was made
+    # at a glance: rank, name, band, mean, every ranked set, then the fields as badges
+    assert list(ranked.columns) == [data.RANK_COLUMN, "model", data.BAND_COLUMN,
+                                    data.MEAN_COLUMN, *data.RANKED_SETS, data.ABOUT_COLUMN]
+    assert ranked.set_index("model").loc["X", data.ABOUT_COLUMN] == "fine-tuned · 13B · IMHI"
+    # every number says how it was made: one protocol, named above the table
+    assert any("Protocol: default (3 runs)" in c.value for c in at.caption)
     paper = paper_frame(at)
     assert "MentaLLaMA-chat-13B" in set(paper["model"])
     assert set(paper["protocol"]) == {"as reported; MentalBERT labels; prompts as IMHI.py"}
@@ -342,16 +347,14 @@ def test_main_page_shows_reported_and_reproduced_rows_with_all_protocols(seeded)
     assert {"default", "default (completion)",
             "as reported; MentalBERT labels; prompts as IMHI.py"} == set(table["protocol"])
     chat = table[(table["model"] == "MentaLLaMA-chat-13B")].iloc[0]
-    assert chat["source"] == "reported" and chat["DR"] == 85.68
+    assert chat[data.ABOUT_COLUMN].startswith("reported · fine-tuned") and chat["DR"] == 85.68
     x = table[table["model"] == "X"].iloc[0]
-    assert x["source"] == "reproduced" and x["DR"] == 90.0
+    assert not x[data.ABOUT_COLUMN].startswith("reported") and x["DR"] == 90.0
     assert EVIL in set(table["model"])  # the exact text, in a data grid cell
-    assert list(table.columns[:12]) == ["model", data.BAND_COLUMN, "coverage",
-                                        data.CONTAMINATION_COLUMN, "source",
-                                        "type", "size (B)", "training data", "format",
-                                        "setting", "protocol",
-                                        data.MEAN_COLUMN]
-    assert list(table.columns[12:20]) == list(data.RANKED_SETS)
+    # mixed protocols: the protocol column is added, so every row says how it was made
+    assert list(table.columns) == [data.RANK_COLUMN, "model", data.BAND_COLUMN,
+                                   data.MEAN_COLUMN, *data.RANKED_SETS, data.ABOUT_COLUMN,
+                                   "protocol"]
     assert data.RANKED_SETS == ("CAMS", "DR", "dreaddit", "Irf", "loneliness", "MultiWD",
                                 "SAD", "t-sid")
     assert at.get("download_button")[0].label == "Download CSV"
@@ -395,7 +398,7 @@ def test_search_size_group_columns_sort_and_latest(seeded):
 
     at.sidebar.multiselect(key="columns").set_value(["model", "date"]).run()
     # mixed protocols: the protocol column stays, so every row says how it was made
-    assert list(at.dataframe[0].value.columns) == ["model", "protocol", *UNSEEN_SETS, "date"]
+    assert list(at.dataframe[0].value.columns) == ["model", *UNSEEN_SETS, "protocol", "date"]
     at.sidebar.selectbox(key="sort_by").set_value("Irf").run()
     at.sidebar.checkbox(key="descending").uncheck().run()
     irf = at.dataframe[0].value["Irf"].dropna()
@@ -515,8 +518,9 @@ def test_done_when_reported_and_recorded_score_show_together(url):
     assert_common(at)
     paper = paper_frame(at).set_index("model")  # beside the ranking
     assert paper.loc["MentaLLaMA-chat-13B", "DR"] == 85.68
-    table = at.dataframe[0].value.set_index(["model", "source"])
-    assert table.loc[("my-run", "reproduced"), "DR"] == 77.7
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["my-run", "DR"] == 77.7
+    assert pd_isna(table.loc["my-run", data.ABOUT_COLUMN])  # nothing known of it: "–"
 
 
 def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
@@ -546,6 +550,9 @@ def test_done_when_cli_db_init_score_name_then_app(url, tmp_path, imhi_dir):
     assert "X" not in set(at.dataframe[0].value["model"])
     at.sidebar.selectbox(key="protocol").set_value(data.ALL_PROTOCOLS).run()
     at.sidebar.checkbox(key="partial").check().run()
+    # the fields folded into badges are columns of their own when chosen
+    at.sidebar.multiselect(key="columns").set_value(
+        [*data.DEFAULT_COLUMNS, "source", data.COVERAGE_COLUMN]).run()
     assert_common(at)
     table = at.dataframe[0].value.set_index(["model", "source"])
     x = table.loc[("X", "reproduced")]
@@ -615,11 +622,15 @@ def test_partial_runs_are_recorded_as_such_and_not_ranked_by_default(url):
         "unknown": (None, "samples scored unknown: " + ", ".join(data.RANKED_SETS)),
     }
     runs, scores = frames(url)
-    ranked = data.build_view(runs, scores, data.View())
+    ranked = data.build_view(runs, scores, data.View(), csv=True)
     assert not PARTIAL & set(ranked["model"])
     assert set(ranked[data.COVERAGE_COLUMN]) == {"complete"}
-    shown = data.build_view(runs, scores, data.View(include_partial=True))
+    shown = data.build_view(runs, scores, data.View(include_partial=True), csv=True)
     assert PARTIAL <= set(shown["model"])
+    # ranks: the complete runs with a mean only, 1, 2, ...; none for partial ones
+    rank = dict(zip(shown["model"], shown[data.RANK_COLUMN], strict=True))
+    assert rank["full"] == 1 and pd_isna(rank["single"])
+    assert all(pd_isna(rank[m]) for m in PARTIAL)
     # listed after every ranked row, although they score higher
     assert list(shown["model"])[-3:] == ["no-counts", "worker-10", "limited-20"]  # by mean
     badge = shown.set_index("model")[data.COVERAGE_COLUMN]
@@ -651,8 +662,11 @@ def test_app_hides_partial_runs_until_the_toggle_then_greys_them(url):
     assert_common(at)
     table = at.dataframe[0].value
     assert PARTIAL <= set(table["model"])
-    unranked = {i for i, badge in enumerate(table["coverage"]) if badge != "complete"}
+    # the badges say which rows are partial or of unknown coverage: those are greyed
+    unranked = {i for i, badge in enumerate(table[data.ABOUT_COLUMN].fillna(""))
+                if badge.endswith(("partial", "coverage unknown"))}
     assert len(unranked) == 3 and greyed_rows(at.dataframe[0]) == unranked
+    assert table.loc[sorted(unranked), data.RANK_COLUMN].isna().all()
     assert min(unranked) == len(table) - 3  # after the ranked rows
     assert any("Greyed rows are partial" in c.value for c in at.caption)
     # the model page says it too
@@ -687,7 +701,8 @@ def test_every_ranked_mean_is_over_the_same_sets(url, group):
     runs, scores = frames(url)
     sets = list(data.SET_GROUPS[group])
     assert sets == [s for s in SET_NAMES if s in sets]  # one set order everywhere
-    table = data.build_view(runs, scores, data.View(group=group, protocol=data.ALL_PROTOCOLS))
+    table = data.build_view(runs, scores, data.View(group=group, protocol=data.ALL_PROTOCOLS),
+                            csv=True)
     assert list(table.columns).index(data.MEAN_COLUMN) + 1 == list(table.columns).index(sets[0])
     has_mean = table[data.MEAN_COLUMN].notna()
     for _, row in table[has_mean].iterrows():
@@ -715,13 +730,20 @@ def test_csv_command_writes_the_apps_default_ranked_table(url, tmp_path, capsys)
     at = app()
     assert_common(at)
     shown = at.dataframe[0].value
-    # byte for byte what the app's Download CSV gives for its first view
-    assert out.read_bytes() == data.to_csv_bytes(shown)
+    # byte for byte what the app's Download CSV gives for its first view: the grid's
+    # columns and every field its badges fold, with the stored values
+    assert out.read_bytes() == data.to_csv_bytes(
+        data.default_view(store_engine(open_store(url)), csv=True))
     import pandas as pd
 
     written = pd.read_csv(out)
-    assert list(written.columns) == list(shown.columns)
+    assert list(written.columns) == data.visible_columns(
+        [*data.DEFAULT_COLUMNS, *data.CSV_COLUMNS], data.RANKED_SETS)
+    assert set(shown.columns) < set(written.columns)
     assert list(written["model"]) == list(shown["model"])
+    assert list(written[data.RANK_COLUMN].astype("Int64")) == \
+        list(shown[data.RANK_COLUMN].astype("Int64"))
+    assert written.set_index("model").loc["full", data.COVERAGE_COLUMN] == "complete"
     assert not PARTIAL & set(written["model"]) and "full" in set(written["model"])
     assert not list(tmp_path.glob("out/.*"))  # no temporary file left behind
     # a folder is refused in one line, and nothing is written
@@ -1020,7 +1042,7 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
             arg=f"{grid} td", timeout=30_000)
         ranked, paper = _grids(page)[:2]
         header = ranked[0]
-        by_model = {r[0]: r for r in ranked[1:]}
+        by_model = {r[header.index("model")]: r for r in ranked[1:]}
         # the mirror holds raw values (the canvas shows them to 2 decimals): X's
         # default-protocol run is ranked, not its chat-template run (99.0)
         assert float(by_model["X"][header.index("DR")]) == 90.0
@@ -1061,3 +1083,61 @@ def test_served_app_in_a_real_browser(tmp_path, url, seeded):
         page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
         assert dialogs == []
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+def seed_wide(url: str) -> None:
+    """The paper rows, and runs that scored all 8 ranked sets, one with a long name."""
+    load_reported(open_store(url))
+    # the long name sorts first: the model page opens on it
+    names = ["A-long-name-MentaLLaMA-chat-13B-reproduced-on-our-own-hardware", "X", "tiny-base",
+             *(f"extra-{i}" for i in range(4))]
+    for i, name in enumerate(names):
+        results = score_json(**all_sets(40.0 + 3.33333 * i))
+        mean = results["mean"]["weighted_f1"]
+        results["mean"]["weighted_f1_ci"] = [mean - 1.5, mean + 1.5]  # as eval stores it
+        record_run(url, model={"name": name, "type": "fine-tuned", "params": "13B",
+                               "training_data": "IMHI"}, run={}, results=results)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+@pytest.mark.parametrize("width", [1366, 1920])
+def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
+    """Rank, model, band, mean, the 8 ranked sets and the badges, with the sidebar open:
+    nothing off to the side on a 1366 px laptop screen (nor at 1920)."""
+    seed_wide(url)
+    with served_in_chromium(url, tmp_path, {"width": width, "height": 900}) as (page, port):
+        page.goto(f"http://127.0.0.1:{port}/")
+        grid = '[data-testid="stDataFrame"] table[role="grid"]'
+        page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
+        page.wait_for_timeout(1500)  # the canvas settles its column widths
+        page.screenshot(path=str(tmp_path / f"leaderboard-{width}.png"), full_page=True)
+        ranked = _grids(page)[0]
+        header = ranked[0]
+        assert header[:4] == ["rank", "model", "band", "mean"]
+        assert header[4:12] == list(data.RANKED_SETS)
+        # the grid's scroller: nothing of it is off to the side
+        widths = page.eval_on_selector(
+            '[data-testid="stDataFrame"] .dvn-scroller',
+            "el => [el.scrollWidth, el.clientWidth]")
+        assert widths[0] <= widths[1], widths
+        assert header[12] == data.ABOUT_COLUMN and len(header) == 13
+        ranks = [r[0] for r in ranked[1:]]
+        assert ranks == [str(i) for i in range(1, 8)]
+        # the mirror holds the stored values; the canvas draws one decimal (the screenshot)
+        assert ranked[2][header.index("mean")] == "60.17"  # drawn as 60.2
+
+        # the model page opens with the mean, its CI, the rank and the chart; the run's
+        # fields wait in an expander
+        page.get_by_text("Model", exact=True).click()
+        page.get_by_text("Per-set results").wait_for(timeout=30_000)
+        long_name = "A-long-name-MentaLLaMA-chat-13B-reproduced-on-our-own-hardware"
+        page.get_by_text(long_name, exact=True).wait_for(timeout=30_000)  # whole, as text
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / f"model-{width}.png"), full_page=True)
+        metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert metrics == ["43.5", "7 of 7"]  # the stored mean; last of the 7 ranked
+        assert page.get_by_text("95% CI 42.0–45.0 over 8 sets").count() == 1
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=30_000)
+        fields = page.get_by_text("The run's fields (path, ids, times, ...)")
+        assert fields.is_visible()

@@ -95,7 +95,7 @@ def check_every_view(url: str, ids: dict[str, int], field: str, capsys, tmp_path
         and named in note if in_table else note == ""
     other = runs[runs["run_id"] != run_id]
     assert not other[UNREADABLE].astype(bool).any()  # only what is damaged is counted
-    table = data.default_view(engine, data.ALL_PROTOCOLS)
+    table = data.default_view(engine, data.ALL_PROTOCOLS, csv=True)  # every column
     assert "damaged" in set(table["model"])  # the row is shown, not dropped
     details = run_data.run_details(engine, run_id)
     results = run_data.run_results(engine, run_id)

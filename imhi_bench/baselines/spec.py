@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from imhi_bench.benchmark.sets import TRAINING_DATA
 from imhi_bench.core import specfile
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.models.options import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT
@@ -39,6 +40,9 @@ class BaselineSpec:
     """Model type recorded in the store: discriminative, API or base."""
     setting: str = "zero-shot"
     """Setting recorded in the store: fine-tuned, zero-shot or few-shot."""
+    training_data: str | None = None
+    """Training data recorded in the store (IMHI, IMHI-general or other), as the paper's row
+    of the same baseline says; none: unknown."""
     description: str = ""
     """One line for `imhi-bench baseline list`."""
     # -- generative
@@ -109,8 +113,16 @@ class BaselineSpec:
 
         return {**specfile.to_dict(self), "base_url": mask_url(self.base_url)}
 
+    def model_fields(self) -> dict:
+        """The model fields a run of the spec is recorded under (`store.record`): the paper's
+        row of the same baseline has the same name, type and training data."""
+        return {"name": self.name,
+                "path": self.encoder if self.runner == "discriminative" else self.model,
+                "type": self.type, "training_data": self.training_data}
 
-_CHOICES = {"runner": RUNNERS, "type": TYPES, "setting": SETTINGS, "chat_template": CHAT}
+
+_CHOICES = {"runner": RUNNERS, "type": TYPES, "setting": SETTINGS, "chat_template": CHAT,
+            "training_data": TRAINING_DATA}
 _HELP = "see imhi-bench baseline list --keys for the keys"
 
 

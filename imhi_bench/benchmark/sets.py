@@ -134,6 +134,9 @@ SET_NAMES: tuple[str, ...] = tuple(SETS)
 
 # The paper's IMHI-general held-out tasks (Table 3).
 UNSEEN_SETS: tuple[str, ...] = ("CAMS", "dreaddit", "Irf", "t-sid")
+# What a model was trained on, as the store records it: all of IMHI's train data, IMHI
+# without the unseen sets (the paper's IMHI-general), or anything else.
+TRAINING_DATA: tuple[str, ...] = ("IMHI", "IMHI-general", "other")
 
 _BY_KEY = {key: s for s in _SETS for key in (s.name.lower(), s.slug)}
 

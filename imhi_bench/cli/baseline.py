@@ -88,10 +88,7 @@ def run_baseline(args: argparse.Namespace) -> int:
 
         run_id = record_scored(
             args.db, result.report, result.samples,
-            model={"name": spec.name,
-                   "path": spec.encoder if spec.runner == "discriminative" else spec.model,
-                   "type": spec.type},
-            run={"setting": spec.setting})
+            model=spec.model_fields(), run={"setting": spec.setting})
     print(f"Run folder: {result.run_dir}")
     if run_id is not None:
         from imhi_bench.store.engine import open_store

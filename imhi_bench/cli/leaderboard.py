@@ -140,7 +140,7 @@ def write_csv(args: argparse.Namespace) -> int:
     engine = store_engine(factory)
     runs = data.load_runs(engine)
     protocol = resolve_protocol_choice(args.protocol, runs)
-    view = data.default_view(engine, protocol)
+    view = data.default_view(engine, protocol, csv=True)  # as the app's Download CSV
     try:
         atomic_write_bytes(out, data.to_csv_bytes(view))
     except OSError as e:

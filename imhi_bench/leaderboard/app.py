@@ -154,7 +154,9 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
                  column_config=widgets.column_config(view),
                  key="table", placeholder=widgets.MISSING, height=widgets.height(len(view)))
     # A callable: the CSV is only built when someone clicks.
-    st.download_button("Download CSV", lambda: data.to_csv_bytes(view),
+    # every column (`data.CSV_COLUMNS`), not only the grid's, with the stored values
+    st.download_button("Download CSV",
+                       lambda: data.to_csv_bytes(data.shape(table, view_spec, csv=True)),
                        file_name="imhi-leaderboard.csv", mime="text/csv", key="csv")
     if not mixed:
         _, scores = _frames(url, fingerprint)
@@ -195,7 +197,13 @@ def _bar_chart(frame: pd.DataFrame, value: str, color: str | None = None) -> alt
     ).properties(height=320)
 
 
-def model_page(url: str, runs: pd.DataFrame) -> None:
+def _rank_text(url: str, fingerprint: tuple, run_id: int, protocol_id: str) -> str:
+    # the first view of the ranking of the run's own protocol, as the main page shows it
+    table = _table(url, fingerprint, data.DEFAULT_GROUP, True, False, protocol_id)
+    return run_data.rank_text(table, data.View(protocol=protocol_id), run_id)
+
+
+def model_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
     run_id = _run_picker(runs, "Model run", key="model_run")
     engine = _engine(url)
     details = run_data.run_details(engine, run_id)
@@ -207,6 +215,22 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
     st.text(model["name"])
     if run["source"] == "reported":
         st.text(f"Reported by the paper, not reproduced here: {run['reference']}")
+    # What a reader came for first: the mean with its CI, the rank, the per-set chart.
+    metrics = run_data.run_results(engine, run_id)
+    mean, rank = st.columns(2)
+    mean.metric("Mean weighted F1 (%), over the sets it scored",
+                run_data.mean_value(details["mean"], metrics),
+                help="its mean as scored; the leaderboard ranks by the mean over "
+                f"{len(data.RANKED_SETS)} sets ({', '.join(data.RANKED_SETS)})")
+    mean.caption(run_data.mean_ci_text(details["mean"]))
+    rank.metric(f"Rank ({data.DEFAULT_GROUP}, its protocol)",
+                _rank_text(url, fingerprint, run_id, runs.set_index("run_id")
+                           .at[run_id, "protocol_id"]),
+                help="its place on the leaderboard's first view, among the runs of its "
+                "protocol; none when partial, missing a ranked set, or a newer run of the "
+                "same model and setting is ranked")
+    if metrics["weighted_f1"].notna().any():
+        st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
     st.text("Coverage: " + data.coverage_badge(run["complete"], run["coverage"])
             + ("" if run["complete"] else " (not ranked on the leaderboard)"))
     protocol = details["protocol"]
@@ -221,12 +245,12 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
              "size": data.size_label(model["params"]), **run}
     facts = {k: widgets.as_text(v) for k, v in facts.items() if widgets.as_text(v)}
     facts.update(dict.fromkeys(details["unreadable"], widgets.MISSING))
-    st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
-                 hide_index=True, key="facts", placeholder=widgets.MISSING,
-                 height=widgets.height(len(facts)))
+    with st.expander("The run's fields (path, ids, times, ...)"):
+        st.dataframe(pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
+                     hide_index=True, key="facts", placeholder=widgets.MISSING,
+                     height=widgets.height(len(facts)))
 
     st.subheader("Per-set results")
-    metrics = run_data.run_results(engine, run_id)
     percent = ("weighted_f1", "ci_low", "ci_high", "accuracy", "macro_f1",
                *run_data.QUALITY_TITLES.values())
     st.dataframe(metrics, hide_index=True, key="metrics", placeholder=widgets.MISSING,
@@ -237,8 +261,6 @@ def model_page(url: str, runs: pd.DataFrame) -> None:
         st.caption(note)
     if details["mean"]:
         st.text("Mean over sets (as scored): " + run_data.mean_text(details["mean"]))
-    if metrics["weighted_f1"].notna().any():
-        st.altair_chart(_bar_chart(metrics, "weighted_f1"), key="chart")
 
     errors_page.show_errors(engine, run_id, height=widgets.height, missing=widgets.MISSING)
 
@@ -384,7 +406,7 @@ def main() -> None:
     if page == "Leaderboard":
         leaderboard_page(url, fingerprint, runs)
     elif page == "Model":
-        model_page(url, runs)
+        model_page(url, fingerprint, runs)
     else:
         compare_page(url, runs)
 

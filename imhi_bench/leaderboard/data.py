@@ -23,7 +23,6 @@ the ranked ones.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +31,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from imhi_bench.benchmark.sets import SET_NAMES, UNSEEN_SETS
+
+# how a run is named and badged (size, coverage, about), re-exported for the app
+from imhi_bench.leaderboard.badges import (  # noqa: F401
+    _known,
+    about_badges,
+    coverage_badge,
+    run_label,
+    size_label,
+)
 
 # what the user narrows the table to (search, type, size, ...), re-exported for the app
 from imhi_bench.leaderboard.filters import (  # noqa: F401
@@ -64,7 +72,9 @@ DEFAULT_GROUP = next(iter(SET_GROUPS))
 ALL_PROTOCOLS = "all"  # View.protocol: every run, each row naming its protocol
 
 # Main table columns besides the per-set ones, in display order.
+RANK_COLUMN = "rank"  # 1, 2, ... among the ranked rows shown with a mean; empty for the others
 MEAN_COLUMN = "mean weighted F1"  # over the group's sets, all of them or none ("–")
+ABOUT_COLUMN = "about"  # the model's fields folded into one line of badges (`about_badges`)
 COVERAGE_COLUMN = "coverage"  # the badge: complete, or partial / unknown and why
 OWN_MEAN_COLUMN = "mean of sets scored"  # every set the run scored (a paper row: its mean)
 RANKED = "ranked"  # internal: complete runs are ranked, the others listed after them
@@ -72,18 +82,25 @@ BAND_COLUMN = "rank band"  # the ranks a row could take (`band_data`); empty for
 # suspect / contaminated (`imhi-bench contamination`): such a run is not ranked until cleared
 CONTAMINATION_COLUMN = "contamination"
 INFO_COLUMNS: tuple[str, ...] = (
-    "model", BAND_COLUMN, COVERAGE_COLUMN, CONTAMINATION_COLUMN, "source", "type", "size (B)",
-    "training data", "format", "setting", "protocol", MEAN_COLUMN, "sets scored",
+    RANK_COLUMN, "model", BAND_COLUMN, MEAN_COLUMN, ABOUT_COLUMN, COVERAGE_COLUMN,
+    CONTAMINATION_COLUMN, "source",
+    "type", "size (B)", "training data", "format", "setting", "protocol", "sets scored",
     OWN_MEAN_COLUMN, "mean BART-score", "date", "path", "revision", "base model", "precision",
     "license", "backend", "run_id",
 )
-DEFAULT_HIDDEN: tuple[str, ...] = ("path", "revision", "base model", "precision", "license",
-                                   "backend", "run_id")
-TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, COVERAGE_COLUMN, CONTAMINATION_COLUMN,
-                                 "source", "type",
-                                 "training data", "format", "setting", "protocol", "date",
-                                 "path", "revision", "base model", "precision", "license",
-                                 "backend")
+# The grid's first view: rank, name, band, mean, then the sets (`visible_columns`) and the
+# badges, so a 1366 px screen holds it without scrolling sideways; the rest are choosable.
+DEFAULT_COLUMNS: tuple[str, ...] = (RANK_COLUMN, "model", BAND_COLUMN, MEAN_COLUMN,
+                                    ABOUT_COLUMN)
+# What a CSV of a view holds besides its shown columns: each field the badges fold, and
+# the rest of what the grid showed before it was folded (path, ids, ... stay choosable).
+CSV_COLUMNS: tuple[str, ...] = tuple(
+    c for c in INFO_COLUMNS if c not in ("path", "revision", "base model", "precision",
+                                         "license", "backend", "run_id"))
+TEXT_COLUMNS: tuple[str, ...] = ("model", BAND_COLUMN, ABOUT_COLUMN, COVERAGE_COLUMN,
+                                 CONTAMINATION_COLUMN, "source", "type", "training data",
+                                 "format", "setting", "protocol", "date", "path", "revision",
+                                 "base model", "precision", "license", "backend")
 
 
 # What the user narrows the table to (search, type, size, ...): `leaderboard.filters`.
@@ -187,44 +204,6 @@ def load_scores(engine: Engine) -> pd.DataFrame:
 # --------------------------------------------------------------------------- main table
 
 
-def size_label(params: float | None) -> str:
-    """13e9 -> "13B", 1.25e8 -> "125M"; unknown -> ""."""
-    if params is None or not math.isfinite(params):
-        return ""
-    if params >= 1e9:
-        return f"{params / 1e9:.3g}B"
-    return f"{params / 1e6:.3g}M"
-
-
-def _known(value) -> bool | None:
-    # The store's runs.complete as read back: True, False, or None/NaN (unknown).
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else bool(value)
-
-
-def coverage_badge(complete, coverage) -> str:
-    """The coverage column's text: "complete", or "partial: why" / "unknown: why"."""
-    state = _known(complete)
-    if state is True:
-        return "complete"
-    why = coverage if isinstance(coverage, str) and coverage else "not recorded"
-    return f"{'partial' if state is False else 'unknown'}: {why}"
-
-
-def run_label(row: pd.Series | dict) -> str:
-    """How a run is named in pickers: model (revision), source, format, setting, run id,
-    and its coverage unless it is complete."""
-    parts = [str(row["model"])]
-    if row.get("revision"):
-        parts.append(f"@{row['revision']}")
-    detail = [str(row["source"])] + [str(row[k]) for k in ("format", "setting", "protocol")
-                                     if row.get(k)]
-    label = f"{' '.join(parts)} ({', '.join(detail)}; run {int(row['run_id'])}"
-    if "complete" in row and _known(row["complete"]) is not True:
-        label += f"; {coverage_badge(row['complete'], row.get('coverage'))}"
-    return label + ")"
-
-
 def _blank_as_missing(column: pd.Series) -> pd.Series:
     # "" is how the store says "none" for some text fields: shown as missing ("–") too.
     return column.where(column.astype("string").str.strip().fillna("") != "", None)
@@ -290,6 +269,7 @@ def leaderboard_table(
         "format": table["format"].fillna(UNKNOWN),
         "setting": _blank_as_missing(table["setting"]),
         "protocol": table["protocol"],
+        ABOUT_COLUMN: [about_badges(r) for r in table.itertuples(index=False)],
         # skipna=False: a row missing one of `sets` has no mean rather than one over fewer
         MEAN_COLUMN: wide.mean(axis=1, skipna=False).round(2),
         "sets scored": every.notna().sum(axis=1).astype("int64"),
@@ -321,6 +301,17 @@ def sort_table(table: pd.DataFrame, by: str, descending: bool = True) -> pd.Data
     return out
 
 
+def with_rank(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its rank column: 1, 2, ... by the mean among the ranked rows that have
+    one (ties share the better rank), within each protocol (only like is ranked with like);
+    empty for the others.  Of the rows given: a filtered view ranks what it shows."""
+    rankable = table[RANKED].astype(bool) & table[MEAN_COLUMN].notna()
+    means = table[MEAN_COLUMN].where(rankable)
+    by = table["protocol"].fillna("") if "protocol" in table else pd.Series("", table.index)
+    rank = means.groupby(by).rank(method="min", ascending=False) if len(table) else means
+    return table.assign(**{RANK_COLUMN: rank.astype("Int64")})
+
+
 def visible_columns(chosen_info: Sequence[str], sets: Sequence[str]) -> list[str]:
     """The info columns chosen, in display order, with the per-set columns right after the
     mean (so the scores are on screen without scrolling)."""
@@ -328,9 +319,6 @@ def visible_columns(chosen_info: Sequence[str], sets: Sequence[str]) -> list[str
     lead = [c for c in INFO_COLUMNS[:cut] if c in chosen_info]
     trail = [c for c in INFO_COLUMNS[cut:] if c in chosen_info]
     return lead + list(sets) + trail
-
-
-DEFAULT_COLUMNS: tuple[str, ...] = tuple(c for c in INFO_COLUMNS if c not in DEFAULT_HIDDEN)
 
 
 @dataclass
@@ -352,11 +340,13 @@ class View:
         return SET_GROUPS[self.group]
 
 
-def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
-    """A `leaderboard_table` filtered, sorted and cut to the view's columns; the index is
-    the table's, so `table.loc[shaped.index, RANKED]` says which rows are ranked."""
-    shown = sort_table(filter_table(table, view.filters), view.sort_by, view.descending)
-    columns = list(view.columns)
+def shape(table: pd.DataFrame, view: View, *, csv: bool = False) -> pd.DataFrame:
+    """A `leaderboard_table` filtered, ranked, sorted and cut to the view's columns (with
+    `csv`, to them and CSV_COLUMNS: what a download holds); the index is the table's, so
+    `table.loc[shaped.index, RANKED]` says which rows are ranked."""
+    shown = with_rank(filter_table(table, view.filters))
+    shown = sort_table(shown, view.sort_by, view.descending)
+    columns = list(view.columns) + (list(CSV_COLUMNS) if csv else [])
     if view.protocol == ALL_PROTOCOLS and "protocol" not in columns:
         columns.append("protocol")  # mixed protocols: every row says which it is
     # the band column exists only where the table was built with the store at hand
@@ -364,22 +354,25 @@ def shape(table: pd.DataFrame, view: View) -> pd.DataFrame:
 
 
 def build_view(runs: pd.DataFrame, scores: pd.DataFrame, view: View,
-               engine: Engine | None = None) -> pd.DataFrame:
-    """The main table as `view` shows it; with `engine`, with its rank band column
-    (`band_data`, from the store's samples)."""
+               engine: Engine | None = None, *, csv: bool = False) -> pd.DataFrame:
+    """The main table as `view` shows it (with `csv`, as its CSV holds it); with `engine`,
+    with its rank band column (`band_data`, from the store's samples)."""
     table = leaderboard_table(runs, scores, sets=view.sets, latest_only=view.latest_only,
                               include_partial=view.include_partial, protocol=view.protocol)
     if engine is not None:
         from imhi_bench.leaderboard.band_data import with_rank_bands
 
         table = with_rank_bands(engine, table, view.sets)
-    return shape(table, view)
+    return shape(table, view, csv=csv)
 
 
-def default_view(engine: Engine, protocol: str = DEFAULT_ID) -> pd.DataFrame:
+def default_view(engine: Engine, protocol: str = DEFAULT_ID, *,
+                 csv: bool = False) -> pd.DataFrame:
     """The ranked table as the app first shows it (View's defaults), from the store; with
-    `protocol`, as it shows when that protocol (or ALL_PROTOCOLS) is chosen."""
-    return build_view(load_runs(engine), load_scores(engine), View(protocol=protocol), engine)
+    `protocol`, as it shows when that protocol (or ALL_PROTOCOLS) is chosen; with `csv`, as
+    its Download CSV (and `imhi-bench leaderboard --csv`) writes it."""
+    return build_view(load_runs(engine), load_scores(engine), View(protocol=protocol), engine,
+                      csv=csv)
 
 
 def _defuse_formula(value):

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from imhi_bench.benchmark.sets import SET_NAMES
 from imhi_bench.core.urls import mask_text
-from imhi_bench.leaderboard.data import rows_frame
+from imhi_bench.leaderboard.data import RANK_COLUMN, View, rows_frame, shape
 from imhi_bench.leaderboard.unreadable import UNREADABLE, read_columns
 from imhi_bench.scoring.quality.table import METRICS as QUALITY_METRICS
 from imhi_bench.store.readback import raw, read_json, read_number, read_time
@@ -77,6 +77,35 @@ def mean_text(mean: dict) -> str:
         else:
             parts.append(f"{key} {'–' if value is None else value}")
     return ", ".join(parts)
+
+
+def mean_value(mean: dict, results: pd.DataFrame) -> str:
+    """The stored mean weighted F1 to one decimal; for a run that stored none (the paper's
+    rows), the mean of its per-set results (`run_results`); "–" when there are none."""
+    value = mean.get("weighted_f1") if isinstance(mean, dict) else None
+    if not isinstance(value, (int, float)) and results["weighted_f1"].notna().any():
+        value = float(results["weighted_f1"].mean())
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "–"
+
+
+def mean_ci_text(mean: dict) -> str:
+    """Its 95% bootstrap CI and the number of sets, in words."""
+    ci = mean.get("weighted_f1_ci") if isinstance(mean, dict) else None
+    sets = mean.get("sets") if isinstance(mean, dict) else None
+    over = f" over {sets} set{'' if sets == 1 else 's'}" if isinstance(sets, int) else ""
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        return f"95% CI {ci[0]:.1f}–{ci[1]:.1f}{over}"
+    return f"no CI stored{over}"
+
+
+def rank_text(table: pd.DataFrame, view: View, run_id: int) -> str:
+    """The run's rank in `view` of `table` (a `leaderboard_table` frame) as "3 of 7", or why
+    it has none."""
+    shown = shape(table, view)
+    row = shown[table.loc[shown.index, "run_id"].eq(run_id)]
+    if row.empty or pd.isna(row[RANK_COLUMN].iloc[0]):
+        return "not ranked"
+    return f"{int(row[RANK_COLUMN].iloc[0])} of {int(shown[RANK_COLUMN].notna().sum())}"
 
 
 MODEL_FACTS: tuple[str, ...] = ("name", "path", "revision", "type", "params", "precision",

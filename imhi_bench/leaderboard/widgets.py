@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from imhi_bench.benchmark.sets import SET_NAMES
+from imhi_bench.benchmark.sets import SET_NAMES, get_set
 from imhi_bench.leaderboard import data
 
 # Missing values in every table: never "None".
@@ -20,15 +20,64 @@ def height(rows: int) -> int:
     return (rows + 1) * ROW_PX + 3
 
 
+# Pixel widths that fit rank, model, band, mean, the 8 ranked sets and the badges in the
+# main area of a 1366 px screen beside the sidebar (904 px there; tests/test_leaderboard.py
+# measures that nothing scrolls sideways).  Model and badges share what the others leave.
+GRID_PX = 890
+NARROW_PX = {data.RANK_COLUMN: 40, data.BAND_COLUMN: 48, data.MEAN_COLUMN: 52}
+SET_PX = 58  # "85.7" with room; the header's full name is its tooltip
+CHAR_PX = 7.2  # one character of a cell's text, about
+MODEL_PX = 110  # the model column at least (as wide as its longest name, room allowing)
+ABOUT_PX = 90  # the badges at least
+
+
+def _text_width(values: pd.Series, bounds: tuple[int, int]) -> int:
+    longest = int(values.dropna().astype(str).str.len().max()) if values.notna().any() else 0
+    return int(min(max(longest * CHAR_PX + 18, bounds[0]), bounds[1]))
+
+
+def _shared_widths(frame: pd.DataFrame) -> dict[str, int]:
+    # what GRID_PX leaves after the fixed columns, for the model's name and then the badges
+    fixed = sum(NARROW_PX.get(c, SET_PX if c in SET_NAMES else 0) for c in frame.columns)
+    left = GRID_PX - fixed
+    about = data.ABOUT_COLUMN in frame.columns
+    model = _text_width(frame["model"], (MODEL_PX, max(MODEL_PX, left - ABOUT_PX * about))) \
+        if "model" in frame.columns else 0
+    out = {"model": model}
+    if about:
+        out[data.ABOUT_COLUMN] = _text_width(frame[data.ABOUT_COLUMN],
+                                             (ABOUT_PX, max(ABOUT_PX, left - model)))
+    return out
+
+
 def column_config(frame: pd.DataFrame) -> dict:
+    """Formats, widths and header tooltips: one decimal in the grid (the CSV keeps the
+    stored values); names are plain text cells, never links or Markdown."""
     config = {}
+    shared = _shared_widths(frame)
     for col in frame.columns:
-        # Names and paths are plain text cells, never links or Markdown.  The model column is
-        # not pinned: the grid draws pinned columns muted, like an index, not as the names.
+        # The model column is not pinned: the grid draws pinned columns muted, like an
+        # index, not as the names.  A name cut short is whole when its cell is clicked.
         if col == "model":
-            config[col] = st.column_config.TextColumn(width="medium")
+            config[col] = st.column_config.TextColumn(
+                width=shared[col],
+                help="the model's name (click a cell to read a long one whole; the Model "
+                "page shows its run)")
+        elif col == data.RANK_COLUMN:
+            config[col] = st.column_config.NumberColumn(
+                width=NARROW_PX[col], format="%d",
+                help="position by the mean among the ranked rows shown (ties share it); "
+                "none for unranked rows and rows without a mean")
         elif col == data.BAND_COLUMN:
-            config[col] = st.column_config.TextColumn(width="small")
+            config[col] = st.column_config.TextColumn(
+                "band", width=NARROW_PX[col], help=f"{col}: the ranks this row could take "
+                "given the test sets' noise (see the note above the table)")
+        elif col == data.ABOUT_COLUMN:
+            config[col] = st.column_config.TextColumn(
+                width=shared[col],
+                help="type · size · training data · format (when not instruction) · "
+                "setting · coverage (when not complete); each is a column of its own in the "
+                "sidebar's Columns and in the CSV")
         elif col == data.COVERAGE_COLUMN:
             config[col] = st.column_config.TextColumn(width="medium")
         elif col in data.TEXT_COLUMNS:
@@ -37,10 +86,16 @@ def column_config(frame: pd.DataFrame) -> dict:
             config[col] = st.column_config.NumberColumn(format="%.3f")
         elif col == "size (B)":
             config[col] = st.column_config.NumberColumn(format="%.3g")
-        elif col in (data.MEAN_COLUMN, data.OWN_MEAN_COLUMN):
-            config[col] = st.column_config.NumberColumn(format="%.2f")
+        elif col == data.MEAN_COLUMN:
+            config[col] = st.column_config.NumberColumn(
+                "mean", format="%.1f", width=NARROW_PX[col],
+                help=f"{col}: the mean over the sets shown, the ranking's key")
+        elif col == data.OWN_MEAN_COLUMN:
+            config[col] = st.column_config.NumberColumn(format="%.1f")
         elif col in SET_NAMES:
-            config[col] = st.column_config.NumberColumn(format="%.2f", width="small")
+            config[col] = st.column_config.NumberColumn(
+                format="%.1f", width=SET_PX,
+                help=f"{col}: {get_set(col).description} Weighted F1 (%).")
     return config
 
 

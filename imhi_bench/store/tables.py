@@ -26,10 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from imhi_bench.benchmark.sets import TRAINING_DATA  # noqa: F401  (a column's vocabulary)
 from imhi_bench.core.clock import utcnow
 
 MODEL_TYPES: tuple[str, ...] = ("fine-tuned", "base", "API", "discriminative")
-TRAINING_DATA: tuple[str, ...] = ("IMHI", "IMHI-general", "other")
 RUN_STATUSES: tuple[str, ...] = ("finished", "failed")
 SOURCES: tuple[str, ...] = ("reported", "reproduced")
 # Submission queue states (imhi_bench.queue.jobs): PENDING -> RUNNING -> FINISHED | FAILED, and
