@@ -96,7 +96,7 @@ def confirm(spec: BaselineSpec, est: Estimate, *, yes: bool, log=print) -> None:
     """Say what an API run will send; refuse (one line) above `confirm_tokens` without yes."""
     where = mask_url(spec.base_url) or "the OpenAI API"
     log(f"{spec.name}: {est.requests} requests to {spec.model} at {where}, about "
-        f"{est.tokens:,} prompt tokens ({TOKENS_HOW}), up to {spec.max_new_tokens} new "
+        f"{est.tokens:,} prompt tokens ({TOKENS_HOW}), up to {spec.max_new_tokens or 'gold-max'} new "
         "tokens each.")
     if est.tokens > spec.confirm_tokens and not yes:
         raise ImhiError(f"about {est.tokens:,} prompt tokens is above the spec's "

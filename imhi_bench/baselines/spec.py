@@ -57,8 +57,9 @@ class BaselineSpec:
     test post)."""
     fewshot_seed: int = 1234
     """Generative: seed of the demonstration draw (eval's and lm-eval's default)."""
-    max_new_tokens: int = 256
-    """Generative: tokens generated per answer (ours: the tasks' default)."""
+    max_new_tokens: int | None = None
+    """Generative: tokens generated per answer (null: eval's default, the protocol's
+    gold-max, the longest released gold response of the set in the model's tokens)."""
     chat_template: str = "auto"
     """Generative: auto (as `imhi-bench eval` by default: the raw query, chat APIs always
     send messages), true, false."""
@@ -150,12 +151,13 @@ def _check(s: BaselineSpec) -> None:
     if (s.num_fewshot > 0) != (s.setting == "few-shot") and s.runner == "generative":
         raise ImhiError(f"spec setting {s.setting} does not match num_fewshot={s.num_fewshot}: "
                         "few-shot needs num_fewshot > 0, zero-shot 0")
-    for name in ("max_new_tokens", "num_concurrent", "epochs", "max_length", "batch_size"):
+    for name in ("num_concurrent", "epochs", "max_length", "batch_size"):
         if getattr(s, name) < 1:
             raise ImhiError(f"spec key {name} must be at least 1, not {getattr(s, name)}")
-    for name in ("limit", "max_train"):
+    for name in ("limit", "max_train", "max_new_tokens"):
         if getattr(s, name) is not None and getattr(s, name) < 1:
-            raise ImhiError(f"spec key {name} must be at least 1 (or null for all)")
+            null = "gold-max, as eval" if name == "max_new_tokens" else "all"
+            raise ImhiError(f"spec key {name} must be at least 1 (or null for {null})")
     if s.runner == "generative":
         from imhi_bench.models.options import check_request_limits
 
