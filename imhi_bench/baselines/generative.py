@@ -95,9 +95,9 @@ def _demonstrations(set_name: str, fmt: str, root: Path, k: int, seed: int | Non
 def confirm(spec: BaselineSpec, est: Estimate, *, yes: bool, log=print) -> None:
     """Say what an API run will send; refuse (one line) above `confirm_tokens` without yes."""
     where = mask_url(spec.base_url) or "the OpenAI API"
+    new = spec.max_new_tokens or "gold-max"
     log(f"{spec.name}: {est.requests} requests to {spec.model} at {where}, about "
-        f"{est.tokens:,} prompt tokens ({TOKENS_HOW}), up to {spec.max_new_tokens or 'gold-max'} new "
-        "tokens each.")
+        f"{est.tokens:,} prompt tokens ({TOKENS_HOW}), up to {new} new tokens each.")
     if est.tokens > spec.confirm_tokens and not yes:
         raise ImhiError(f"about {est.tokens:,} prompt tokens is above the spec's "
                         f"confirm_tokens={spec.confirm_tokens:,}: nothing was sent; pass --yes "
