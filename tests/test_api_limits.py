@@ -251,7 +251,7 @@ def test_api_baselines_take_the_same_limits(tmp_path):
     from imhi_bench.baselines.spec import load_spec
     from imhi_bench.core.errors import ImhiError
 
-    spec_file = ROOT / "baselines" / "chatgpt-zeroshot.yaml"
+    spec_file = "chatgpt-zeroshot"  # a shipped spec, by name
     spec = load_spec(spec_file, ["request_timeout=5", "max_retries=0"])
     model = eval_options(spec, output=tmp_path / "r").model
     assert (model.timeout, model.max_retries) == (5.0, 0)

@@ -182,7 +182,9 @@ def test_training_prompts_are_byte_for_byte_what_eval_sends(chat, llama, chat_ll
     system prompt included) is the one the trainer renders, and encodes alike."""
     model = chat_llama if chat else llama
     system = "You are a careful annotator."
-    recs = _eval_prompts(model, tmp_path / "run", capsys, "--system-prompt", system)
+    # eval sends the raw query unless asked for the template (the default protocol)
+    recs = _eval_prompts(model, tmp_path / "run", capsys, "--system-prompt", system,
+                         *(["--chat-template"] if chat else []))
     tok = _tokenizer(model)
     assert bool(tok.chat_template) is chat
     for rec in recs:
