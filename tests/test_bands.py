@@ -234,6 +234,12 @@ def test_bands_and_where_it_errs_in_a_real_browser(tmp_path):
         page.get_by_text("Where it errs").wait_for(timeout=30_000)
         for name in data.RANKED_SETS:
             page.get_by_text(f"{name}: {N} samples").wait_for(timeout=30_000)
+        # the grids draw one after another: wait until every set's matrix is in the page
+        page.wait_for_function(
+            "([sel, n]) => { const t = Array.from(document.querySelectorAll(sel))"
+            ".map(r => r.innerText); return t.filter(h => h.includes('support')).length >= n"
+            " && t.filter(h => h.includes('gold \\\\ read')).length >= n; }",
+            arg=[f"{grid} tr:first-child", len(data.RANKED_SETS)], timeout=60_000)
         headers = page.eval_on_selector_all(
             f"{grid} tr:first-child", "rows => rows.map(r => r.innerText)")
         assert sum("gold \\ read" in h for h in headers) == len(data.RANKED_SETS)
