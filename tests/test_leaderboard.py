@@ -20,8 +20,13 @@ from sqlalchemy import delete
 
 from imhi_bench.benchmark.sets import NON_CLINICAL_NOTICE, SET_NAMES, UNSEEN_SETS
 from imhi_bench.cli.main import main
-from imhi_bench.leaderboard import data, queue_data, run_data
-from imhi_bench.scoring.protocol import default_protocol, protocol_json
+from imhi_bench.leaderboard import data, protocols, queue_data, run_data, widgets
+from imhi_bench.scoring.protocol import (
+    DEFAULT_ID,
+    REPORTED_NAME,
+    default_protocol,
+    protocol_json,
+)
 from imhi_bench.store.engine import open_store, store_engine
 from imhi_bench.store.record import record_run, record_scored
 from imhi_bench.store.reported import NOT_LOADED, load_reported
@@ -1141,3 +1146,79 @@ def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
         page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=30_000)
         fields = page.get_by_text("The run's fields (path, ids, times, ...)")
         assert fields.is_visible()
+
+
+def seed_wide_mixed(url: str) -> None:
+    """`seed_wide`, and X again under another protocol (its chat template), all 8 sets."""
+    seed_wide(url)
+    chat = score_json(**all_sets(55.0))
+    chat["provenance"]["protocol"] = protocol_json(
+        dataclasses.replace(default_protocol(), chat_template=True))
+    record_run(url, model={"name": "X"}, run={}, results=chat)
+
+
+def test_mixed_view_column_widths_fit_the_grid(url):
+    """Every column of the first view has a width, together GRID_PX at most, with all
+    protocols mixed too: model, badges and protocol share what the fixed columns leave,
+    each at least its minimum; the default view's widths are as before the protocol shared."""
+    seed_wide_mixed(url)
+    engine = store_engine(open_store(url))
+    fixed = sum(widgets.NARROW_PX.values()) + widgets.SET_PX * len(data.RANKED_SETS)
+    for protocol, extra in ((DEFAULT_ID, []), (data.ALL_PROTOCOLS, ["protocol"])):
+        view = data.default_view(engine, protocol)
+        assert list(view.columns)[12:] == [data.ABOUT_COLUMN, *extra]
+        config = widgets.column_config(view)
+        widths = {c: config[c]["width"] for c in view.columns}
+        assert all(isinstance(w, int) for w in widths.values()), widths
+        # the long name (and, mixed, the paper's protocol) want more than is left: all of it
+        assert sum(widths.values()) == widgets.GRID_PX, widths
+        assert widths[data.ABOUT_COLUMN] == widgets.ABOUT_PX
+        # the name is served first: all but the minimums of the columns after it
+        assert widths["model"] == widgets.GRID_PX - fixed - sum(
+            widgets.SHARED[c] for c in (data.ABOUT_COLUMN, *extra))
+    assert widths["protocol"] == widgets.PROTOCOL_PX
+    assert widths["model"] > widgets.MODEL_PX
+    # short names keep their minimums: what the name leaves goes to the badges
+    short = view[view["protocol"] == "default"].assign(model="X")
+    config = widgets.column_config(short)
+    assert config["model"]["width"] == widgets.MODEL_PX
+    assert config["protocol"]["width"] == widgets.PROTOCOL_PX  # "default" is under 80 px
+    assert config[data.ABOUT_COLUMN]["width"] == \
+        widgets.GRID_PX - fixed - widgets.MODEL_PX - widgets.PROTOCOL_PX
+    # the paper's table beside the default ranking keeps its protocol at its own width
+    paper = protocols.reported_table(data.load_runs(engine), data.load_scores(engine))
+    assert widgets.column_config(paper, shared=("model",))["protocol"]["width"] is None
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
+@pytest.mark.parametrize("width", [1366, 1920])
+def test_mixed_protocols_table_fits_a_laptop_screen(tmp_path, url, width):
+    """'all protocols' chosen: the protocol column beside rank, model, band, mean, the 8
+    ranked sets and the badges, and still nothing off to the side at 1366 px (nor 1920)."""
+    seed_wide_mixed(url)
+    with served_in_chromium(url, tmp_path, {"width": width, "height": 900}) as (page, port):
+        page.goto(f"http://127.0.0.1:{port}/")
+        grid = '[data-testid="stDataFrame"] table[role="grid"]'
+        page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first \
+            .click()  # the protocol selector
+        page.locator('[role="option"]', has_text="all protocols").click()
+        page.wait_for_function(
+            "sel => Array.from(document.querySelectorAll(sel))"
+            ".some(th => th.innerText === 'protocol')",
+            arg=f"{grid} th", timeout=30_000)
+        page.wait_for_timeout(1500)  # the canvas settles its column widths
+        page.screenshot(path=str(tmp_path / f"mixed-{width}.png"), full_page=True)
+        ranked = _grids(page)[0]
+        header = ranked[0]
+        assert header[:4] == ["rank", "model", "band", "mean"]
+        assert header[4:12] == list(data.RANKED_SETS)
+        assert header[12:] == [data.ABOUT_COLUMN, "protocol"]
+        # the mirror holds whole names, however narrow the column draws them
+        assert {r[header.index("protocol")] for r in ranked[1:]} == {
+            "default", "default + chat template", REPORTED_NAME}
+        widths = page.eval_on_selector(
+            '[data-testid="stDataFrame"] .dvn-scroller',
+            "el => [el.scrollWidth, el.clientWidth]")
+        assert widths[0] <= widths[1], widths

@@ -165,7 +165,9 @@ def leaderboard_page(url: str, fingerprint: tuple, runs: pd.DataFrame) -> None:
             st.subheader("The paper's reported numbers (references, not ranked)")
             st.caption(f"Protocol: {protocols.REPORTED_NAME}. Made another way than the "
                        "ranked rows above, so read them beside the ranking, not in it.")
-            st.dataframe(paper, hide_index=True, column_config=widgets.column_config(paper),
+            # one protocol in every row, named in the caption: left at its own width
+            st.dataframe(paper, hide_index=True,
+                         column_config=widgets.column_config(paper, shared=("model",)),
                          key="paper", placeholder=widgets.MISSING,
                          height=widgets.height(len(paper)))
 

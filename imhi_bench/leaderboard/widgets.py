@@ -3,6 +3,8 @@ unranked rows, missing values as "–", stored values as text."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -22,13 +24,20 @@ def height(rows: int) -> int:
 
 # Pixel widths that fit rank, model, band, mean, the 8 ranked sets and the badges in the
 # main area of a 1366 px screen beside the sidebar (904 px there; tests/test_leaderboard.py
-# measures that nothing scrolls sideways).  Model and badges share what the others leave.
+# measures that nothing scrolls sideways), and the protocol column too when all protocols
+# are mixed.  Model, badges and protocol (SHARED) share what the others leave.
 GRID_PX = 890
 NARROW_PX = {data.RANK_COLUMN: 40, data.BAND_COLUMN: 48, data.MEAN_COLUMN: 52}
 SET_PX = 58  # "85.7" with room; the header's full name is its tooltip
 CHAR_PX = 7.2  # one character of a cell's text, about
 MODEL_PX = 110  # the model column at least (as wide as its longest name, room allowing)
 ABOUT_PX = 90  # the badges at least
+PROTOCOL_PX = 80  # the protocol at least: "default" whole; a longer name is cut, whole on click
+# The columns that share GRID_PX's rest, each at least its minimum, in the order they are
+# served: the name first, then the badges, then the protocol (a mixed view's).  With the
+# mixed view's 8 sets the three minimums fill all but 6 px of what is left.
+SHARED: dict[str, int] = {"model": MODEL_PX, data.ABOUT_COLUMN: ABOUT_PX,
+                          "protocol": PROTOCOL_PX}
 
 
 def _text_width(values: pd.Series, bounds: tuple[int, int]) -> int:
@@ -36,31 +45,33 @@ def _text_width(values: pd.Series, bounds: tuple[int, int]) -> int:
     return int(min(max(longest * CHAR_PX + 18, bounds[0]), bounds[1]))
 
 
-def _shared_widths(frame: pd.DataFrame) -> dict[str, int]:
-    # what GRID_PX leaves after the fixed columns, for the model's name and then the badges
+def _shared_widths(frame: pd.DataFrame, shared: Sequence[str]) -> dict[str, int]:
+    # what GRID_PX leaves after the fixed columns, served in SHARED's order: each column as
+    # wide as its longest text, but leaving the minimums of those after it
     fixed = sum(NARROW_PX.get(c, SET_PX if c in SET_NAMES else 0) for c in frame.columns)
     left = GRID_PX - fixed
-    about = data.ABOUT_COLUMN in frame.columns
-    model = _text_width(frame["model"], (MODEL_PX, max(MODEL_PX, left - ABOUT_PX * about))) \
-        if "model" in frame.columns else 0
-    out = {"model": model}
-    if about:
-        out[data.ABOUT_COLUMN] = _text_width(frame[data.ABOUT_COLUMN],
-                                             (ABOUT_PX, max(ABOUT_PX, left - model)))
+    pool = [c for c in SHARED if c in shared and c in frame.columns]
+    out: dict[str, int] = {}
+    for i, col in enumerate(pool):
+        after = sum(SHARED[c] for c in pool[i + 1:])
+        low = SHARED[col]
+        out[col] = _text_width(frame[col], (low, max(low, left - after)))
+        left -= out[col]
     return out
 
 
-def column_config(frame: pd.DataFrame) -> dict:
+def column_config(frame: pd.DataFrame, shared: Sequence[str] = tuple(SHARED)) -> dict:
     """Formats, widths and header tooltips: one decimal in the grid (the CSV keeps the
-    stored values); names are plain text cells, never links or Markdown."""
+    stored values); names are plain text cells, never links or Markdown.  The `shared`
+    columns present (of SHARED) share GRID_PX's rest; the others keep their own width."""
     config = {}
-    shared = _shared_widths(frame)
+    widths = _shared_widths(frame, shared)
     for col in frame.columns:
         # The model column is not pinned: the grid draws pinned columns muted, like an
         # index, not as the names.  A name cut short is whole when its cell is clicked.
         if col == "model":
             config[col] = st.column_config.TextColumn(
-                width=shared[col],
+                width=widths.get(col),
                 help="the model's name (click a cell to read a long one whole; the Model "
                 "page shows its run)")
         elif col == data.RANK_COLUMN:
@@ -74,10 +85,16 @@ def column_config(frame: pd.DataFrame) -> dict:
                 "given the test sets' noise (see the note above the table)")
         elif col == data.ABOUT_COLUMN:
             config[col] = st.column_config.TextColumn(
-                width=shared[col],
+                width=widths.get(col),
                 help="type · size · training data · format (when not instruction) · "
                 "setting · coverage (when not complete); each is a column of its own in the "
                 "sidebar's Columns and in the CSV")
+        elif col == "protocol" and col in widths:
+            config[col] = st.column_config.TextColumn(
+                width=widths.get(col),
+                help="how the row was made: prompt, decoding, label reader, metric variants, "
+                "data (click a cell to read a long name whole); only rows of one protocol "
+                "are ranked together")
         elif col == data.COVERAGE_COLUMN:
             config[col] = st.column_config.TextColumn(width="medium")
         elif col in data.TEXT_COLUMNS:
