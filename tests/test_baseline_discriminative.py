@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from tiny_models import build_tiny_bert_classifier, minilm_dir, torch_threads
 
-from imhi_bench.baselines.discriminative import query_input, user_data, wanted_sets
+from imhi_bench.baselines.discriminative import (
+    majority_class,
+    not_learned,
+    query_input,
+    user_data,
+    wanted_sets,
+)
 from imhi_bench.benchmark.data import load_examples, split_post
 from imhi_bench.benchmark.sets import SETS
 from imhi_bench.cli.main import main
@@ -79,6 +85,10 @@ def test_minilm_on_dr_beats_the_majority_class(dr_run):
     assert prov["quality"] is None and "does not apply" in prov["quality_note"]
     tuned = prov["fine_tuning"]["DR"]
     assert (tuned["train_rows"], tuned["val_rows"], tuned["best_epoch"]) == (500, 430, 1)
+    # the floor it beat is recorded, with what it predicted; no "did not learn" line
+    assert tuned["majority_class"] == {"class": "yes", "weighted_f1": DR_MAJORITY_WF1}
+    assert sum(tuned["predicted"].values()) == 405 and len(tuned["predicted"]) == 2
+    assert "did not learn" not in out
     assert set(tuned["files"]) == {"train_data/instruction_data/DR/train.csv",
                                    "train_data/instruction_data/DR/val.csv"}
     assert len(prov["sets"]["DR"]["data_sha256"]) == 64 and prov["sets"]["DR"]["complete"]
@@ -92,6 +102,29 @@ def test_minilm_on_dr_beats_the_majority_class(dr_run):
     first = load_examples("DR")[0]
     assert recs[0]["prompt"] == split_post(first.query)[1].strip()
     assert recs[0]["label"] in ("yes", "no") and recs[0]["gold"] == first.gold
+
+
+def test_a_set_not_above_its_majority_class_is_named():
+    """The run says which sets the classifier did not learn: weighted F1 at or under always
+    answering the test set's most frequent class (as 500 posts and one epoch left Irf)."""
+    tuned = {"Irf": {"majority_class": {"class": "yes", "weighted_f1": 50.77}},
+             "DR": {"majority_class": {"class": "yes", "weighted_f1": 65.37}}}
+    report = {"sets": {"Irf": {"weighted_f1": 50.77}, "DR": {"weighted_f1": 77.02}}}
+    lines = not_learned(report, tuned)
+    assert len(lines) == 1 and lines[0].startswith("Irf: weighted F1 50.77 is not above always "
+                                                   "answering 'yes' (50.77)")
+    assert "raise epochs= or learning_rate=" in lines[0]
+    report["sets"]["Irf"]["weighted_f1"] = 50.78
+    assert not_learned(report, tuned) == []
+
+
+def test_majority_class_floor_of_each_set_with_train_data(imhi_dir):
+    """The floor the run compares with, from the test golds (README quotes these)."""
+    floors = {name: majority_class(name, [e.gold for e in load_examples(name)])
+              for name in ("DR", "dreaddit", "SAD", "Irf", "MultiWD")}
+    assert {k: v["weighted_f1"] for k, v in floors.items()} == {
+        "DR": 65.37, "dreaddit": 34.41, "SAD": 4.46, "Irf": 50.77, "MultiWD": 49.53}
+    assert floors["DR"]["class"] == "yes" and floors["SAD"]["class"] == "work"
 
 
 def test_the_run_is_recorded_as_discriminative_fine_tuned(dr_run):

@@ -238,3 +238,32 @@ def test_fit_classifier_on_plain_rows(tiny_encoder, tmp_path):
         str(tiny_encoder), ["calm", "upset"], rows, [], epochs=1, max_length=16,
         batch_size=8, lr=3e-3, progress=False, on_epoch=lambda *a: calls.append(a))
     assert (best_epoch, best_acc, calls) == (1, None, [])
+
+
+def test_fit_classifier_picks_the_epoch_on_weighted_f1_when_asked(tiny_encoder):
+    """A baseline is ranked by weighted F1, so it picks its epoch on it: the score reported
+    per epoch and kept is scikit-learn's weighted F1 of the kept weights on the select rows
+    (a skewed select set, where accuracy and weighted F1 part)."""
+    from sklearn.metrics import f1_score
+
+    from imhi_bench.scoring.labeler.fit import weighted_f1
+    from imhi_bench.scoring.labeler.load import predict_ids
+
+    words = {"calm": "the poster feels calm and happy today",
+             "upset": "the poster feels sad and hopeless today"}
+    rows = [(f"{words[c]} {i}", c) for i in range(12) for c in ("calm", "upset")]
+    select = [(f"{words['calm']} x{i}", "calm") for i in range(7)] + [(words["upset"], "upset")]
+    scores: list[tuple[int, float]] = []
+    model, tokenizer, best_epoch, best = fit_classifier(
+        str(tiny_encoder), ["calm", "upset"], rows, select, epochs=2, max_length=16,
+        batch_size=4, lr=3e-4, select_by="weighted_f1", progress=False,
+        on_epoch=lambda e, f1: scores.append((e, f1)))
+    assert (best_epoch, best) == max(scores, key=lambda p: (p[1], -p[0]))
+    pred = predict_ids(model, tokenizer, [t for t, _ in select], max_length=16, batch_size=4)
+    expected = 100 * f1_score([c for _, c in select], [["calm", "upset"][i] for i in pred],
+                              average="weighted", zero_division=0)
+    assert best == pytest.approx(expected) == weighted_f1(
+        model, tokenizer, select, ["calm", "upset"], max_length=16, batch_size=4)
+    if best < 100:  # a model that errs: the two measures give different numbers
+        assert best != accuracy(model, tokenizer, select, ["calm", "upset"], max_length=16,
+                                batch_size=4)

@@ -47,6 +47,23 @@ def accuracy(model, tokenizer, rows: Rows, classes: Sequence[str], *, max_length
     return 100.0 * sum(classes[p] == c for p, (_, c) in zip(pred, rows)) / max(1, len(rows))
 
 
+def weighted_f1(model, tokenizer, rows: Rows, classes: Sequence[str], *, max_length: int,
+                batch_size: int) -> float:
+    """Weighted F1 (x100, the headline metric) of the classifier on `rows`."""
+    from sklearn.metrics import f1_score
+
+    pred = predict_ids(model, tokenizer, [t for t, _ in rows], max_length=max_length,
+                       batch_size=batch_size)
+    return 100.0 * float(f1_score([c for _, c in rows], [classes[p] for p in pred],
+                                  average="weighted", zero_division=0))
+
+
+# What picks the epoch: the labeler wants labels read right (accuracy); a baseline is
+# ranked by weighted F1, and on a skewed set accuracy can prefer an epoch that answers
+# the majority class for every post over one that learned.
+SELECT_BY = {"accuracy": accuracy, "weighted_f1": weighted_f1}
+
+
 def load_encoder(encoder: str, classes: Sequence[str]):
     """(model, tokenizer): `encoder` with a fresh classification head over `classes`."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -77,15 +94,17 @@ def fit_classifier(
     batch_size: int,
     lr: float,
     freeze_embeddings: bool = False,
+    select_by: str = "accuracy",
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
     name: str = "",
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[object, object, int, float | None]:
-    """Fine-tune `encoder` on the `train` rows; (model, tokenizer, best epoch, its accuracy
-    on `select`) with the best epoch's weights loaded.  With one epoch there is nothing to
-    select between: the accuracy is None and `select` is not read.  `on_epoch(epoch, acc)`
+    """Fine-tune `encoder` on the `train` rows; (model, tokenizer, best epoch, its score
+    on `select`) with the best epoch's weights loaded.  The score is `select_by` (a
+    SELECT_BY key: percent accuracy or weighted F1 x100).  With one epoch there is nothing
+    to select between: the score is None and `select` is not read.  `on_epoch(epoch, score)`
     is called after each scored epoch; `name` labels the progress bar."""
     import torch
     from tqdm.auto import tqdm
@@ -128,8 +147,8 @@ def fit_classifier(
         if epochs == 1:
             break  # nothing to select between
         # no gradients at inference: twice the training batch fits
-        acc = accuracy(model, tokenizer, select, classes, max_length=max_length,
-                       batch_size=batch_size * 2)
+        acc = SELECT_BY[select_by](model, tokenizer, select, classes, max_length=max_length,
+                                   batch_size=batch_size * 2)
         if on_epoch is not None:
             on_epoch(epoch, acc)
         if acc > best_acc:
