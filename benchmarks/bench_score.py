@@ -10,11 +10,16 @@ and their sum.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
-from imhi_bench.benchmark.data import load_examples, resolve_data_dir
-from imhi_bench.benchmark.sets import SETS
-from imhi_bench.scoring.pipeline import label_samples, score_samples
+import offline  # noqa: F401  (first: the IMHI data beside the checkout, as the other benchmarks)
+
+# isort: split
+
+from imhi_bench.benchmark.data import load_examples, resolve_data_dir  # noqa: E402
+from imhi_bench.benchmark.sets import SETS  # noqa: E402
+from imhi_bench.scoring.pipeline import label_samples, score_samples  # noqa: E402
 
 
 def main() -> None:
@@ -29,6 +34,9 @@ def main() -> None:
         for s in SETS.values()
         if (root / s.path("instruction")).is_file()
     }
+    if not rows:
+        sys.exit(f"bench_score: no IMHI test files in {root}: give --data-dir DIR or set "
+                 "$IMHI_DATA_DIR, or run `imhi-bench data fetch`")
     n = sum(len(r) for r in rows.values())
     best_label = best_score = float("inf")
     for _ in range(args.repeat):

@@ -90,10 +90,19 @@ def check(model: Path, tmp_path: Path, capsys, *extra: str) -> dict:
 
 def test_calibration_contaminated_flagged_clean_and_untrained_not(trained, tmp_path, capsys):
     reports = {name: check(path, tmp_path, capsys) for name, path in trained.items()}
-    figures = {name: {k: r["sets"]["DR"][k] for k in ("verdict", "p_adjusted", "d")}
-               | {s: r["sets"]["DR"]["model"][s]["effect"] for s in stats.STATISTICS}
-               for name, r in reports.items()}
-    print(json.dumps(figures, indent=1))  # the README's figures (pytest -s)
+    # README's calibration table and the sentence under it, as `pytest -s` shows them: per
+    # model the verdict, adjusted p, d and its statistic, and per statistic the test -
+    # held-out effect, the (test, held-out) pairs with the test item above, the raw p
+    figures = {
+        name: {k: r["sets"]["DR"][k] for k in ("verdict", "p_adjusted", "d", "statistic")}
+        | {s: {"effect": round(c["effect"], 3),
+               "pairs_test_above": f"{round(c['auc'] * c['n_test'] * c['n_held_out'])} of "
+                                   f"{c['n_test'] * c['n_held_out']}",
+               "p": c["p"]}
+           for s, c in r["sets"]["DR"]["model"].items()}
+        for name, r in reports.items()}
+    with capsys.disabled():  # capsys holds stdout even under -s
+        print("\ncalibration figures:", json.dumps(figures, indent=1))
     assert reports["contaminated"]["verdict"] == stats.CONTAMINATED, figures
     assert reports["clean"]["verdict"] == stats.CLEAN, figures
     assert reports["untrained"]["verdict"] == stats.CLEAN, figures

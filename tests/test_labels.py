@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from imhi_bench.benchmark.data import read_csv
@@ -68,11 +70,11 @@ def _explanations(root, name, limit=None):
 # 92.18, SAD 87.57, CAMS 91.36, t-sid 96.56.  DR's floor sits half a point under: the
 # negation rules once cost it two rows (91.11%) unnoticed.  Issue 23 (statements of the
 # category, relatives): SAD 91.37, CAMS 91.68, the others unchanged.
-@pytest.mark.parametrize(
-    "name,floor",
-    [("DR", 0.915), ("dreaddit", 0.93), ("loneliness", 0.94), ("Irf", 0.87), ("MultiWD", 0.91),
-     ("SAD", 0.91), ("CAMS", 0.91), ("t-sid", 0.95)],
-)
+STRIPPED_FLOORS = {"DR": 0.915, "dreaddit": 0.93, "loneliness": 0.94, "Irf": 0.87,
+                   "MultiWD": 0.91, "SAD": 0.91, "CAMS": 0.91, "t-sid": 0.95}
+
+
+@pytest.mark.parametrize("name,floor", list(STRIPPED_FLOORS.items()))
 def test_reads_label_from_explanation_alone(imhi_dir, name, floor):
     """Real outputs often start with 'Reasoning:' and state the class only in the text: the
     released explanations with their label sentence removed stand in for them."""
@@ -91,6 +93,43 @@ def test_reads_chatgpt_free_text_of_dr_annotation(imhi_dir):
         got = [extract_label("DR", r["gpt-3.5-turbo"]) for r in rows]
         agree = sum(g == e for g, e in zip(got, expected)) / len(rows)
         assert agree >= 0.95, (fname, agree)
+
+
+def test_labeler_agree_without_a_dir_reports_the_rules(imhi_dir, tmp_path, monkeypatch, capsys):
+    """`imhi-bench labeler agree` with no classifier folder, as README runs it for the rules'
+    figures: every set whose test file is present, at least the floors above."""
+    from imhi_bench.cli import main as cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("imhi_bench.cli.labeler",))
+    out = tmp_path / "agree.json"
+    assert cli.main(["labeler", "agree", "--data-dir", str(imhi_dir), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "rules alone" in text and "non-clinical" in text
+    got = json.loads(out.read_text())
+    assert got["labeler"] is None
+    rows = got["texts"]
+    for name, floor in STRIPPED_FLOORS.items():
+        plain = rows[f"{name} label-stripped"]
+        assert set(plain) == {"set", "n", "rules"}
+        assert plain["rules"] >= 100 * floor, name
+        # an option list that chooses nothing changes nothing the rules read
+        assert rows[f"{name} label-stripped after an option list"] == plain
+        assert f"{name} label-stripped" in text
+    assert rows["DR label-stripped"] == {"set": "DR", "n": 405, "rules": 91.6}
+    for fname in ("chatgpt_data", "chatgpt_false_data"):
+        assert rows[f"DR_annotation/{fname}"]["rules"] >= 95.0
+    # --sets narrows it, the DR_annotation rows coming with DR only
+    assert cli.main(["labeler", "agree", "--data-dir", str(imhi_dir), "--sets", "SAD",
+                     "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())["texts"]) == \
+        ["SAD label-stripped", "SAD label-stripped after an option list"]
+    # a data dir with no test file: one line saying how to fill it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert cli.main(["labeler", "agree", "--data-dir", str(empty)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "no IMHI test file in" in line and "data fetch --dest" in line
 
 
 @pytest.mark.parametrize(

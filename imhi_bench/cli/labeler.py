@@ -1,4 +1,4 @@
-"""`imhi-bench labeler train` and `imhi-bench labeler eval`: the classifier labeler."""
+"""`imhi-bench labeler train | eval | agree`: the classifier labeler, and how the rules read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "labeler",
         help="labeler train | eval | agree: the per-set classifiers that read labels from "
-        "text, trained, scored and checked against the rules",
+        "text, trained, scored and checked against the rules (agree without DIR: the rules "
+        "alone)",
         description="The paper's classifier labeler (MentalBERT-style), trainable here.")
     lsub = p.add_subparsers(dest="labeler_command", metavar="ACTION", required=True)
 
@@ -62,26 +63,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = lsub.add_parser(
         "agree",
-        help="how the labeler reads label-stripped explanations and DR_annotation answers, "
-        "alone and with explicit answers first, against the rules",
+        help="how the rules (and a labeler DIR, if given) read label-stripped explanations "
+        "and DR_annotation answers",
         description=(
-            "Per set the labeler covers: its test gold explanations with the label sentence "
-            "removed, the same after an option list that chooses nothing (every reader "
-            "should read them as the plain ones), and, for DR, the free-form answers of "
-            "human_evaluation/DR_annotation. "
-            "Percent each reader gets right (the rules, the classifier alone, explicit "
+            "Per set: its test gold explanations with the label sentence removed, the same "
+            "after an option list that chooses nothing (every reader should read them as the "
+            "plain ones), and, for DR, the free-form answers of "
+            "human_evaluation/DR_annotation.  Without DIR: percent the rules read as the class "
+            "each text states, on every set whose test file is present.  With DIR, on the sets "
+            "it covers: "
+            "percent each reader gets right (the rules, the classifier alone, explicit "
             "answers first as --labeler reads), percent the classifier and explicit-first "
             "agree with the rules, and how many labels the rules' explicit answers decided."
         ),
     )
-    _labeler_dir_args(a)
+    _labeler_dir_args(a, optional=True)
     a.set_defaults(func=run_agree)
 
 
-def _labeler_dir_args(p: argparse.ArgumentParser) -> None:
-    """What `labeler eval` and `labeler agree` both take: a labeler folder and its sets."""
-    p.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
-    p.add_argument("--sets", metavar="A,B", help="comma list of sets (default: those covered)")
+def _labeler_dir_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    """What `labeler eval` and `labeler agree` both take: a labeler folder and its sets
+    (`agree` without a folder measures the rules alone)."""
+    if optional:
+        p.add_argument("labeler", metavar="DIR", nargs="?",
+                       help="folder with one classifier folder per set (default: none, the "
+                       "rules alone)")
+    else:
+        p.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
+    p.add_argument("--sets", metavar="A,B",
+                   help="comma list of sets (default: those DIR covers; without DIR, every set "
+                   "whose test file is present)")
     p.add_argument("--json", metavar="OUT", help="also write the results JSON here")
     add_data_dir(p)
 
@@ -141,22 +152,27 @@ def run_agree(args: argparse.Namespace) -> int:
     from imhi_bench.scoring.labeler.load import load_labeler
     from imhi_bench.scoring.report import table
 
-    labeler = load_labeler(args.labeler)
+    labeler = load_labeler(args.labeler) if args.labeler else None
     sets = [s.name for s in parse_set_list(args.sets)] if args.sets else None
     rows = agreement(labeler, sets, args.data_dir)
-    print(f"labeler {labeler.name}")
-    print(table(
-        ["texts", "n", "rules", "classifier", "explicit first", "classifier = rules",
-         "explicit first = rules", "rules decided"],
-        [[name, r["n"], f"{r['rules']:.2f}", f"{r['classifier']:.2f}",
-          f"{r['explicit_first']:.2f}", f"{r['classifier_vs_rules']:.2f}",
-          f"{r['explicit_first_vs_rules']:.2f}", r["rules_decided"]]
-         for name, r in rows.items()]))
-    print("(percent of texts read as the class they state; '= rules': percent agreeing with "
-          "the rules)")
+    if labeler is None:
+        print("rules alone (no labeler DIR given)")
+        print(table(["texts", "n", "rules"],
+                    [[name, r["n"], f"{r['rules']:.2f}"] for name, r in rows.items()]))
+    else:
+        print(f"labeler {labeler.name}")
+        print(table(
+            ["texts", "n", "rules", "classifier", "explicit first", "classifier = rules",
+             "explicit first = rules", "rules decided"],
+            [[name, r["n"], f"{r['rules']:.2f}", f"{r['classifier']:.2f}",
+              f"{r['explicit_first']:.2f}", f"{r['classifier_vs_rules']:.2f}",
+              f"{r['explicit_first_vs_rules']:.2f}", r["rules_decided"]]
+             for name, r in rows.items()]))
+    print("(percent of texts read as the class they state" + (
+        ")" if labeler is None else "; '= rules': percent agreeing with the rules)"))
     if args.json:
-        atomic_write_json(args.json, {"labeler": labeler.name, "texts": rows,
-                                      "notice": NON_CLINICAL_NOTICE})
+        atomic_write_json(args.json, {"labeler": labeler.name if labeler else None,
+                                      "texts": rows, "notice": NON_CLINICAL_NOTICE})
         print(f"\nwrote {args.json}")
     print(NON_CLINICAL_NOTICE)
     return 0

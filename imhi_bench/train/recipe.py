@@ -4,9 +4,10 @@
 A recipe is a YAML mapping of the `Recipe` fields below; every key can be overridden on the
 command line as `key=value` (values parse as YAML: `sets=DR,SAD`, `max_steps=300`,
 `lora_targets=[q_proj,v_proj]`).  Defaults are the paper's where the paper states them
-(MentaLLaMA, Yang et al., WWW 2024: effective batch 256 = 32 x 8 gradient accumulation, peak
-learning rate 1e-5, 3% warm-up, max length 2048, AdamW, flash-attention, 4 x A100 80GB) and
-ours, marked "(ours)", where it does not (epochs, scheduler, weight decay, precision, LoRA).
+(MentaLLaMA, Yang et al., WWW 2024: effective batch 256 = 32 x 8 gradient accumulation, i.e.
+8 per device x 4 GPUs a step, times 8 accumulation steps; peak learning rate 1e-5, 3%
+warm-up, max length 2048, AdamW, flash-attention, 4 x A100 80GB) and ours, marked "(ours)",
+where it does not (epochs, scheduler, weight decay, precision, LoRA).
 
 Like HELM's RunSpec, the recipe is frozen and every field has its docstring; `imhi-bench
 train --help-recipe` prints them.

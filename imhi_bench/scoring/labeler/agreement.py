@@ -14,7 +14,8 @@ Two kinds of text, each with the label it states known:
 
 Per text kind: the share each reader gets right (the rules, the classifier alone, explicit
 answers first as `--labeler` reads), the share the classifier alone and explicit-first
-agree with the rules, and how many labels the rules' explicit answers decided.
+agree with the rules, and how many labels the rules' explicit answers decided.  Without a
+labeler, the rules' share alone (README's figures for the rules come from that).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imhi_bench.benchmark.data import read_csv, resolve_data_dir, test_file
+from imhi_bench.benchmark.data import fetch_command, read_csv, resolve_data_dir, test_file
 from imhi_bench.benchmark.sets import GOLD_COLUMN, QUERY_COLUMN, SETS, get_set
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.scoring.labeler.explicit import read_labels
@@ -97,8 +98,11 @@ def _pct(a: Sequence, b: Sequence) -> float:
 
 
 def measure(labeler, texts: Texts) -> dict:
-    """One row of the measurement (percentages, 2 decimals)."""
+    """One row of the measurement (percentages, 2 decimals); with `labeler` None, the rules'
+    share only."""
     rules = [extract_label(texts.set, t) for t in texts.texts]
+    if labeler is None:
+        return {"set": texts.set, "n": len(texts.texts), "rules": _pct(rules, texts.stated)}
     alone = list(labeler.predict(texts.set, texts.texts))
     first = read_labels(labeler, texts.set, texts.texts)
     return {
@@ -115,11 +119,21 @@ def measure(labeler, texts: Texts) -> dict:
 
 def agreement(labeler, sets: Sequence[str] | None = None,
               data_dir: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Text kind -> `measure` row, for each set the labeler covers (or `sets`)."""
-    names = [get_set(n).name for n in sets] if sets else list(labeler.sets)
+    """Text kind -> `measure` row, for each set the labeler covers (or `sets`).  With
+    `labeler` None, the rules alone, by default on every set whose test file is present."""
+    if sets:
+        names = [get_set(n).name for n in sets]
+    elif labeler is not None:
+        names = list(labeler.sets)
+    else:
+        root = resolve_data_dir(data_dir)
+        names = [s.name for s in SETS.values() if (root / s.path("instruction")).is_file()]
+        if not names:
+            raise ImhiError(f"no IMHI test file in {root}: run `{fetch_command(root)}`, or "
+                            "point --data-dir at a copy of the release")
     out = {}
     for name in names:
-        if name not in labeler.sets:
+        if labeler is not None and name not in labeler.sets:
             raise ImhiError(f"labeler {getattr(labeler, 'root', labeler.name)} has no "
                             f"classifier for {name}")
         stripped = label_stripped(name, data_dir)
