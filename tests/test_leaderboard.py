@@ -1104,6 +1104,20 @@ def seed_wide(url: str) -> None:
                                "training_data": "IMHI"}, run={}, results=results)
 
 
+def _ranked_grid_on_screen(page, screenshot: Path) -> list[list[str]]:
+    """The ranked grid's cells, once its columns settle, after checking it starts rank,
+    model, band, mean, the 8 ranked sets, and that nothing of it is off to the side."""
+    page.wait_for_timeout(1500)  # the canvas settles its column widths
+    page.screenshot(path=str(screenshot), full_page=True)
+    ranked = _grids(page)[0]
+    assert ranked[0][:4] == ["rank", "model", "band", "mean"]
+    assert ranked[0][4:12] == list(data.RANKED_SETS)
+    widths = page.eval_on_selector('[data-testid="stDataFrame"] .dvn-scroller',
+                                   "el => [el.scrollWidth, el.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    return ranked
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(),
                     reason=f"{CHROMIUM} is absent: apt-get install -y chromium (as .ci/run does)")
 @pytest.mark.parametrize("width", [1366, 1920])
@@ -1115,17 +1129,8 @@ def test_ranked_table_fits_a_laptop_screen(tmp_path, url, width):
         page.goto(f"http://127.0.0.1:{port}/")
         grid = '[data-testid="stDataFrame"] table[role="grid"]'
         page.wait_for_selector(f"{grid} td", state="attached", timeout=60_000)
-        page.wait_for_timeout(1500)  # the canvas settles its column widths
-        page.screenshot(path=str(tmp_path / f"leaderboard-{width}.png"), full_page=True)
-        ranked = _grids(page)[0]
+        ranked = _ranked_grid_on_screen(page, tmp_path / f"leaderboard-{width}.png")
         header = ranked[0]
-        assert header[:4] == ["rank", "model", "band", "mean"]
-        assert header[4:12] == list(data.RANKED_SETS)
-        # the grid's scroller: nothing of it is off to the side
-        widths = page.eval_on_selector(
-            '[data-testid="stDataFrame"] .dvn-scroller',
-            "el => [el.scrollWidth, el.clientWidth]")
-        assert widths[0] <= widths[1], widths
         assert header[12] == data.ABOUT_COLUMN and len(header) == 13
         ranks = [r[0] for r in ranked[1:]]
         assert ranks == [str(i) for i in range(1, 8)]
@@ -1208,17 +1213,9 @@ def test_mixed_protocols_table_fits_a_laptop_screen(tmp_path, url, width):
             "sel => Array.from(document.querySelectorAll(sel))"
             ".some(th => th.innerText === 'protocol')",
             arg=f"{grid} th", timeout=30_000)
-        page.wait_for_timeout(1500)  # the canvas settles its column widths
-        page.screenshot(path=str(tmp_path / f"mixed-{width}.png"), full_page=True)
-        ranked = _grids(page)[0]
+        ranked = _ranked_grid_on_screen(page, tmp_path / f"mixed-{width}.png")
         header = ranked[0]
-        assert header[:4] == ["rank", "model", "band", "mean"]
-        assert header[4:12] == list(data.RANKED_SETS)
         assert header[12:] == [data.ABOUT_COLUMN, "protocol"]
         # the mirror holds whole names, however narrow the column draws them
         assert {r[header.index("protocol")] for r in ranked[1:]} == {
             "default", "default + chat template", REPORTED_NAME}
-        widths = page.eval_on_selector(
-            '[data-testid="stDataFrame"] .dvn-scroller',
-            "el => [el.scrollWidth, el.clientWidth]")
-        assert widths[0] <= widths[1], widths

@@ -9,6 +9,7 @@ provenance recorded before URL masking shows its base_url masked, and `leaderboa
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import socket
@@ -138,6 +139,29 @@ def test_unparseable_run_times(store, column, value, capsys, tmp_path):
         row = table[table["model"] == "damaged"].iloc[0]
         assert pd.isna(row["date"])
         assert pd.isna(written[written["model"] == "damaged"].iloc[0]["date"])
+
+
+@pytest.mark.parametrize("column", ["submitted", "finished"])
+def test_an_unparseable_submission_time(store, column, capsys):
+    """A damaged date in `submissions`: `status` (table and --json) and the queue page list
+    the submission, the date missing and named, the other dates as stored."""
+    url, path, _ = store
+    sql(path, f"UPDATE submissions SET {column} = ? WHERE id = ?", "next tuesday", SUBMISSION)
+    other = "finished" if column == "submitted" else "submitted"
+    sql(path, f"UPDATE submissions SET {other} = ? WHERE id = ?", "2025-01-02 03:04:05.000000",
+        SUBMISSION)
+    capsys.readouterr()
+    assert main(["status", "--db", url]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(SUBMISSION))
+    assert "2025-01-02T03:04:05Z" in line and f"unreadable in the store: {column}" in line
+    assert main(["status", "--db", url, "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["id"] == SUBMISSION)
+    assert (row[column], row[other], row["unreadable"]) == (None, "2025-01-02T03:04:05Z",
+                                                            [column])
+    at = run_app(page="Queue")
+    shown = next(d.value for d in at.dataframe if SUBMISSION in set(d.value["id"]))
+    assert shown.set_index("id").loc[SUBMISSION, "finished"] is pd.NaT \
+        if column == "finished" else SUBMISSION in set(shown["id"])
 
 
 def test_a_stored_time_with_a_zone_reads_as_utc(store):

@@ -255,7 +255,8 @@ def test_three_submissions_two_workers_draining_at_once(db, request, models, env
     for r in listing:
         assert set(r) == {"id", "name", "model", "revision", "status", "runs", "run_id",
                           "weighted_f1", "complete", "coverage", "error", "submitted",
-                          "finished"}
+                          "finished", "unreadable"}
+        assert r["unreadable"] == []  # every stored value read
         assert (r["complete"], r["coverage"]) == (False, "--limit 2")  # a partial score
         assert (r["status"], r["runs"], r["error"]) == ("FINISHED", 1, None)
         assert r["revision"].startswith("sha256:") and r["finished"].endswith("Z")

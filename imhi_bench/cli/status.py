@@ -35,6 +35,7 @@ def as_json(row: dict) -> dict:
 
     out = {k: row[k] for k in STATUS_FIELDS}
     out["submitted"], out["finished"] = _when(row["submitted"]), _when(row["finished"])
+    out["unreadable"] = row["unreadable"]  # stored values that could not be read: None above
     return out
 
 
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         run = "" if r["run_id"] is None else str(r["run_id"])
         if r["coverage"]:
             note = "; ".join(filter(None, (note, f"{_scored(r)}: {r['coverage']}")))
+        if r["unreadable"]:  # a damaged value in the store: shown empty, and said
+            note = "; ".join(filter(None, (note, "unreadable in the store: "
+                                           + ", ".join(r["unreadable"]))))
         table.append((r["id"], r["name"], r["status"], str(r["runs"]), run, f1, _scored(r),
                       _when(r["submitted"]) or "", _when(r["finished"]) or "", note))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]

@@ -44,13 +44,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from imhi_bench.core.clock import utcnow
 from imhi_bench.core.errors import ImhiError
 from imhi_bench.store.engine import write_session
-from imhi_bench.store.readback import raw, read_json
+from imhi_bench.store.readback import raw, read_json, read_time
 from imhi_bench.store.tables import Run, Submission
 
 PENDING, RUNNING, FINISHED, FAILED = "PENDING", "RUNNING", "FINISHED", "FAILED"
 DEFAULT_HEARTBEAT_TIMEOUT = 600.0  # seconds without a heartbeat before a job is requeued
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is FAILED, not retried forever
 ERROR_MAX = 1000
+TIME_COLUMNS = ("submitted", "claimed_at", "heartbeat", "finished")  # Submission's dates
 
 
 def new_worker_id() -> str:
@@ -275,7 +276,11 @@ def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) ->
     runs = (select(Run.submission_id, func.count(Run.id).label("n"),
                    func.max(Run.id).label("newest"))
             .where(*finished).group_by(Run.submission_id).subquery())
-    query = (select(Submission, func.coalesce(runs.c.n, 0), runs.c.newest, raw(Run.mean),
+    # dates as stored (`raw`): a damaged one (SQLite keeps any text) would otherwise raise
+    # while the rows are fetched, and take `status` and the queue page down with it
+    columns = list(Submission.__table__.columns)
+    query = (select(*(raw(c) if c.key in TIME_COLUMNS else c for c in columns),
+                    func.coalesce(runs.c.n, 0), runs.c.newest, raw(Run.mean),
                     Run.complete, Run.coverage)
              .outerjoin(runs, runs.c.submission_id == Submission.id)
              .outerjoin(Run, Run.id == runs.c.newest)
@@ -283,12 +288,21 @@ def list_submissions(store: sessionmaker | Engine, sub_id: str | None = None) ->
     if sub_id is not None:
         query = query.where(Submission.id == sub_id)
     bind = store if isinstance(store, Engine) else store.kw["bind"]
+    out = []
     with Session(bind=bind) as session:
-        # a damaged row's mean (not JSON) is no mean: the listing still shows
-        return [{**_row(sub), "runs": int(n), "run_id": newest,
-                 "weighted_f1": _mean_f1(read_json(mean)[0]),
-                 "complete": complete, "coverage": coverage}
-                for sub, n, newest, mean, complete, coverage in session.execute(query)]
+        for row in session.execute(query):
+            sub = dict(zip((c.key for c in columns), row[:len(columns)], strict=True))
+            n, newest, mean, complete, coverage = row[len(columns):]
+            unreadable = []
+            for key in TIME_COLUMNS:
+                sub[key], ok = read_time(sub[key])
+                if not ok:
+                    unreadable.append(key)  # shown as missing, and named
+            # a damaged row's mean (not JSON) is no mean: the listing still shows
+            out.append({**sub, "runs": int(n), "run_id": newest,
+                        "weighted_f1": _mean_f1(read_json(mean)[0]),
+                        "complete": complete, "coverage": coverage, "unreadable": unreadable})
+    return out
 
 
 def run_ids(factory: sessionmaker, sub_id: str) -> list[int]:
