@@ -12,6 +12,10 @@ sequence classifier on train posts, pick the epoch on val, predict the test post
   Rows whose post is a released test post are dropped (`train.data.held_out_posts`, as the
   trainer does).
   Sets with neither, or without their test file, are skipped with a note.
+* Epoch: the one with the best weighted F1 on the select rows (the ranked metric).
+* Floor: each set's provenance holds what always answering its most frequent test class
+  scores (`majority_class`) and the classes predicted; a set scored at or under that floor
+  is named at the end of the run (`not_learned`): its classifier learned nothing.
 * Output: each prediction's "generation" is the label sentence of its class
   (`label_sentence`), so the one scoring pipeline reads it back; the run folder is eval's
   (imhi_results.json and samples_<task>.jsonl, no lm_eval_results.json), and
