@@ -84,12 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _labeler_dir_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     """What `labeler eval` and `labeler agree` both take: a labeler folder and its sets
     (`agree` without a folder measures the rules alone)."""
-    if optional:
-        p.add_argument("labeler", metavar="DIR", nargs="?",
-                       help="folder with one classifier folder per set (default: none, the "
-                       "rules alone)")
-    else:
-        p.add_argument("labeler", metavar="DIR", help="folder with one classifier folder per set")
+    p.add_argument("labeler", metavar="DIR", nargs="?" if optional else None,
+                   help="folder with one classifier folder per set"
+                   + (" (default: none, the rules alone)" if optional else ""))
     p.add_argument("--sets", metavar="A,B",
                    help="comma list of sets (default: those DIR covers; without DIR, every set "
                    "whose test file is present)")

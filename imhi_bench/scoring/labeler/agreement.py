@@ -121,12 +121,12 @@ def agreement(labeler, sets: Sequence[str] | None = None,
               data_dir: str | os.PathLike | None = None) -> dict[str, dict]:
     """Text kind -> `measure` row, for each set the labeler covers (or `sets`).  With
     `labeler` None, the rules alone, by default on every set whose test file is present."""
+    root = resolve_data_dir(data_dir)  # once, for every file read below
     if sets:
         names = [get_set(n).name for n in sets]
     elif labeler is not None:
         names = list(labeler.sets)
     else:
-        root = resolve_data_dir(data_dir)
         names = [s.name for s in SETS.values() if (root / s.path("instruction")).is_file()]
         if not names:
             raise ImhiError(f"no IMHI test file in {root}: run `{fetch_command(root)}`, or "
@@ -136,8 +136,8 @@ def agreement(labeler, sets: Sequence[str] | None = None,
         if labeler is not None and name not in labeler.sets:
             raise ImhiError(f"labeler {getattr(labeler, 'root', labeler.name)} has no "
                             f"classifier for {name}")
-        stripped = label_stripped(name, data_dir)
-        kinds = [stripped, after_options(stripped)] + (dr_annotation(data_dir) if name == "DR"
+        stripped = label_stripped(name, root)
+        kinds = [stripped, after_options(stripped)] + (dr_annotation(root) if name == "DR"
                                                        else [])
         for texts in kinds:
             if texts.texts:
